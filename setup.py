@@ -1,0 +1,41 @@
+from pathlib import Path
+
+from setuptools import find_packages
+from setuptools import setup
+
+# Pinned to the versions tested together (see README, "The stack").
+INSTALL_REQUIRES = [
+    "tensorflow==2.21.*",
+    "keras>=3.15.1,<3.16",
+    "tf-keras==2.21.*",  # tensorflow-probability imports it on first use of tfp.distributions
+    "tensorflow-probability==0.25.0",
+    "tensorflow-datasets==4.9.*",
+    "importlib_resources",  # an undeclared dependency of tensorflow-datasets 4.9 downloads
+    "tensorboard==2.21.*",
+    "ai-edge-litert>=2.3,<3",
+    "pyyaml>=6",
+    "pillow>=10",
+    "numpy>=1.26",
+]
+
+setup(
+    name="vae_zoo",
+    version="0.1.0",
+    description="A model zoo of variational autoencoders for Keras 3 and TensorFlow",
+    long_description=Path("README.md").read_text() if Path("README.md").exists() else "",
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["vae_zoo", "vae_zoo.*"]) + ["vae_zoo.zoo_configs"],
+    # The zoo's YAML configs live at the top level of the repo and inside the installed package.
+    package_dir={"vae_zoo.zoo_configs": "zoo_configs"},
+    package_data={
+        "vae_zoo.data": ["mnist_sample.npz", "MNIST_SAMPLE.md"],
+        "vae_zoo.zoo_configs": ["*.yaml"],
+    },
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        "gpu": ["tensorflow[and-cuda]==2.21.*"],
+    },
+    entry_points={"console_scripts": ["vae-zoo-train=vae_zoo.training.cli:main"]},
+)

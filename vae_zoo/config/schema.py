@@ -1,0 +1,220 @@
+"""The three sections of a run config, each a dataclass, and the one way to build them from YAML."""
+
+import dataclasses
+import inspect
+import types
+import typing
+from typing import Any
+
+import yaml
+
+from vae_zoo.errors import UserInputError
+
+STRATEGIES = ("auto", "default", "one_device", "mirrored")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Which class to build and its constructor arguments (all but `image_shape`, taken from data)."""
+
+    name: str
+    class_name: str
+    args: dict = dataclasses.field(default_factory=dict)
+
+    def model_class(self):
+        from vae_zoo.models import MODEL_CLASSES
+
+        if self.class_name not in MODEL_CLASSES:
+            raise UserInputError(
+                f"model {self.name!r}: unknown class_name {self.class_name!r}; "
+                f"known classes: {', '.join(sorted(MODEL_CLASSES))}"
+            )
+        return MODEL_CLASSES[self.class_name]
+
+    def valid_args(self):
+        """Constructor arguments of the class and its bases, without image_shape."""
+        names = set()
+        for cls in self.model_class().__mro__:
+            if cls.__module__.startswith("vae_zoo."):
+                names |= set(inspect.signature(cls.__init__).parameters)
+        return sorted(names - {"self", "image_shape", "kwargs"})
+
+    def validate(self):
+        valid = self.valid_args()
+        unknown = sorted(set(self.args) - set(valid))
+        if unknown:
+            raise UserInputError(
+                f"unknown config key(s) model.{', model.'.join(unknown)}; "
+                f"valid model keys: {', '.join(valid)}"
+            )
+
+    def build(self, image_shape):
+        """Builds the Keras model for inputs of `image_shape`."""
+        return self.model_class()(image_shape=tuple(image_shape), name=self.name, **self.args)
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where images come from and how they are batched.
+
+    `dataset` is a dataset name (mnist, mnist_sample, fashion_mnist, any TFDS image dataset), a
+    folder of images, or a `.npz`/`.npy` file.
+    """
+
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    batch_size: int = 128
+    binarize: bool = False
+    image_size: list[int] | None = None
+    test_fraction: float = 0.1
+    train_limit: int | None = None
+    test_limit: int | None = None
+    shuffle_buffer: int = 10000
+
+    def validate(self):
+        if self.batch_size < 1:
+            raise UserInputError(f"data.batch_size must be >= 1, got {self.batch_size}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise UserInputError(f"data.test_fraction must be in (0, 1), got {self.test_fraction}")
+        if self.image_size is not None and (
+            len(self.image_size) != 2 or min(self.image_size) < 1
+        ):
+            raise UserInputError(
+                f"data.image_size must be [height, width], got {self.image_size}"
+            )
+        for key in ("train_limit", "test_limit"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise UserInputError(f"data.{key} must be >= 1, got {getattr(self, key)}")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """How to optimise, on what devices, and how often to log pictures."""
+
+    epochs: int = 30
+    learning_rate: float = 1e-3
+    seed: int = 0
+    strategy: str = "auto"
+    jit_compile: Any = "auto"
+    image_every: int = 1
+
+    def validate(self):
+        if self.epochs < 1:
+            raise UserInputError(f"train.epochs must be >= 1, got {self.epochs}")
+        if not self.learning_rate > 0:
+            raise UserInputError(f"train.learning_rate must be > 0, got {self.learning_rate}")
+        if self.strategy not in STRATEGIES:
+            raise UserInputError(
+                f"train.strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}"
+            )
+        if self.jit_compile not in ("auto", True, False):
+            raise UserInputError(
+                f"train.jit_compile must be auto, true or false, got {self.jit_compile!r}"
+            )
+        if self.image_every < 1:
+            raise UserInputError(f"train.image_every must be >= 1, got {self.image_every}")
+
+
+SECTIONS = {"data": DataConfig, "train": TrainConfig}
+
+
+@dataclasses.dataclass
+class RunConfig:
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+
+    @classmethod
+    def from_dict(cls, raw, source="config"):
+        """Validates a plain dict (as read from YAML) into a RunConfig."""
+        if not isinstance(raw, dict):
+            raise UserInputError(f"{source}: expected a mapping with model, data, train sections")
+        unknown = sorted(set(raw) - {"model", "data", "train"})
+        if unknown:
+            raise UserInputError(
+                f"{source}: unknown section(s) {', '.join(unknown)}; valid: model, data, train"
+            )
+        model_raw = dict(raw.get("model") or {})
+        for key in ("name", "class_name"):
+            if key not in model_raw:
+                raise UserInputError(f"{source}: model.{key} is required")
+        model = ModelConfig(
+            name=model_raw.pop("name"), class_name=model_raw.pop("class_name"), args=model_raw
+        )
+        model.validate()
+        sections = {}
+        for name, section_cls in SECTIONS.items():
+            values = dict(raw.get(name) or {})
+            fields = {f.name: f for f in dataclasses.fields(section_cls)}
+            unknown = sorted(set(values) - set(fields))
+            if unknown:
+                raise UserInputError(
+                    f"unknown config key(s) {name}.{f', {name}.'.join(unknown)}; "
+                    f"valid {name} keys: {', '.join(fields)}"
+                )
+            for key, value in values.items():
+                values[key] = _check_type(f"{name}.{key}", value, fields[key])
+            sections[name] = section_cls(**values)
+            sections[name].validate()
+        return cls(model=model, **sections)
+
+    def to_dict(self):
+        return {
+            "model": {"name": self.model.name, "class_name": self.model.class_name,
+                      **self.model.args},
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+        }
+
+
+def _check_type(key, value, field):
+    """Checks a YAML value against the field's annotation, accepting ints where floats are due."""
+    expected = field.type
+    if expected is Any:
+        return value
+    args = typing.get_args(expected) if isinstance(expected, types.UnionType) else (expected,)
+    if value is None and type(None) in args:
+        return None
+    for option in args:
+        item_type = typing.get_args(option)[0] if typing.get_origin(option) is list else None
+        if item_type is not None and isinstance(value, list):
+            if all(_is_instance(v, item_type) for v in value):
+                return value
+        elif option is float and _is_instance(value, int):
+            return float(value)
+        elif option is not type(None) and _is_instance(value, option):
+            return value
+    raise UserInputError(
+        f"config key {key} must be of type {_type_name(expected)}, got {value!r}"
+    )
+
+
+def _is_instance(value, cls):
+    # YAML's true/false are bools, and bool is an int subclass: never accept one for the other.
+    return isinstance(value, cls) and (cls is bool or not isinstance(value, bool))
+
+
+def _type_name(annotation):
+    return getattr(annotation, "__name__", str(annotation))
+
+
+def apply_overrides(raw, overrides):
+    """Applies `section.key=value` strings (values parsed as YAML) to a raw config dict."""
+    raw = {section: dict(values or {}) for section, values in raw.items()}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise UserInputError(
+                f"--set expects section.key=value (e.g. train.epochs=5), got {item!r}"
+            )
+        if section not in ("model", "data", "train"):
+            raise UserInputError(
+                f"--set {item!r}: unknown section {section!r}; valid: model, data, train"
+            )
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise UserInputError(f"--set {item!r}: the value is not valid YAML") from None
+        raw.setdefault(section, {})[name] = value
+    return raw

@@ -1,0 +1,43 @@
+import tensorflow as tf
+
+
+def make_pipeline(
+    images, batch_size, training, seed=0, binarize=False, image_size=None, shuffle_buffer=10000
+):
+    """Batches of float32 images in [0, 1]: scale, resize, cache, shuffle, binarise, batch, prefetch.
+
+    Caching comes before shuffling and binarisation, so each epoch sees a new order and (with
+    `binarize`) a new Bernoulli draw of every pixel: dynamic binarisation as in Burda et al.
+
+    Args:
+        images: a `tf.data.Dataset` of single images, uint8 in 0..255 or floats in [0, 1].
+        batch_size: int. Global batch size (split across replicas by the strategy).
+        training: bool. Shuffle (and binarise afresh) each epoch.
+        seed: int. Seed of the shuffle order and the binarisation noise.
+        binarize: bool. Replace pixel p by a Bernoulli(p) draw.
+        image_size: optional `[height, width]` to resize to.
+        shuffle_buffer: int. Shuffle buffer size.
+    """
+
+    def to_float(image):
+        if image.dtype == tf.uint8:
+            image = tf.cast(image, tf.float32) / 255.0
+        image = tf.cast(image, tf.float32)
+        if image_size is not None:
+            image = tf.clip_by_value(
+                tf.image.resize(image, image_size, antialias=True), 0.0, 1.0
+            )
+        return image
+
+    ds = images.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if binarize:
+        # A seeded op-level generator, so a run's binarisation noise is reproducible.
+        generator = tf.random.Generator.from_seed(seed)
+
+        def sample_pixels(image):
+            return tf.cast(generator.uniform(tf.shape(image)) < image, tf.float32)
+
+        ds = ds.map(sample_pixels)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,4 @@
+"""Turning a config into a trained model and a run folder."""
+
+from vae_zoo.training.trainer import TrainingInterrupted
+from vae_zoo.training.trainer import train
