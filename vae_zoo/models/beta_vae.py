@@ -46,7 +46,8 @@ class BetaVAE(VAE):
 
     def current_capacity(self):
         """C at the optimizer's current step (0 before the model is compiled)."""
-        step = 0.0 if self.optimizer is None else tf.cast(self.optimizer.iterations, tf.float32)
+        optimizer = getattr(self, "optimizer", None)
+        step = 0.0 if optimizer is None else tf.cast(optimizer.iterations, tf.float32)
         return tf.minimum(self.capacity_max, self.capacity_max * step / self.capacity_steps)
 
     def regularizer(self, kl):

@@ -95,7 +95,7 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
     try:
         history = model.fit(
             batches["train"], validation_data=batches["validation"], epochs=config.train.epochs,
-            callbacks=callbacks, verbose=verbose,
+            callbacks=callbacks, verbose=verbose, shuffle=False,  # the pipeline shuffles
         )
     except KeyboardInterrupt:
         backup.save_now()

@@ -1,0 +1,105 @@
+"""The probability pieces against closed forms."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from vae_zoo.errors import UserInputError
+from vae_zoo.layers import LOG_VAR_BOUNDS
+from vae_zoo.layers import BernoulliLikelihood
+from vae_zoo.layers import DiagonalGaussianHead
+from vae_zoo.layers import GaussianLikelihood
+from vae_zoo.layers import Sampling
+from vae_zoo.layers import get_likelihood
+from vae_zoo.layers import kl_to_standard_normal
+
+rng = np.random.default_rng(0)
+
+
+def test_kl_matches_the_closed_form():
+    mu = rng.normal(size=(6, 5)).astype("float32")
+    log_var = rng.normal(size=(6, 5)).astype("float32")
+    expected = 0.5 * np.sum(np.exp(log_var) + mu**2 - 1.0 - log_var, axis=-1)
+    np.testing.assert_allclose(kl_to_standard_normal(mu, log_var).numpy(), expected, rtol=1e-5)
+
+
+def test_kl_is_zero_at_the_prior():
+    np.testing.assert_allclose(kl_to_standard_normal(np.zeros((2, 3), "float32"),
+                                                     np.zeros((2, 3), "float32")), 0.0, atol=1e-6)
+
+
+def test_bernoulli_log_likelihood_matches_the_closed_form():
+    logits = rng.normal(size=(4, 5, 5, 1)).astype("float32")
+    x = (rng.uniform(size=logits.shape) > 0.5).astype("float32")
+    p = 1.0 / (1.0 + np.exp(-logits.astype("float64")))
+    expected = np.sum(x * np.log(p) + (1 - x) * np.log(1 - p), axis=(1, 2, 3))
+    got = BernoulliLikelihood().log_prob(x, logits).numpy()
+    assert got.shape == (4,)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_gaussian_log_likelihood_matches_the_closed_form():
+    mean = rng.normal(size=(3, 4, 4, 3)).astype("float32")
+    x = rng.uniform(size=mean.shape).astype("float32")
+    sigma = 0.3
+    d = x.size // 3
+    expected = (-0.5 * np.sum((x - mean) ** 2, axis=(1, 2, 3)) / sigma**2
+                - d * np.log(sigma) - 0.5 * d * np.log(2 * np.pi))
+    got = GaussianLikelihood(sigma=sigma).log_prob(x, mean).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_gaussian_sigma_is_fixed_unless_learned():
+    assert GaussianLikelihood(sigma=0.5).trainable_weights == []
+    learned = GaussianLikelihood(sigma=0.5, learn_sigma=True)
+    assert len(learned.trainable_weights) == 1
+    np.testing.assert_allclose(learned.scale().numpy(), 0.5, rtol=1e-6)
+    x = np.zeros((2, 3), "float32")
+    with tf.GradientTape() as tape:
+        loss = -tf.reduce_sum(learned.log_prob(x, x + 0.1))
+    # With residuals of 0.1 the likelihood prefers a smaller sigma: the gradient on log sigma > 0.
+    assert tape.gradient(loss, learned.log_sigma).numpy() > 0
+
+
+def test_bad_likelihood_settings_are_user_errors():
+    with pytest.raises(UserInputError, match="unknown likelihood 'poisson'"):
+        get_likelihood("poisson")
+    with pytest.raises(UserInputError, match="sigma must be > 0"):
+        GaussianLikelihood(sigma=0.0)
+
+
+def test_sampling_has_the_posterior_moments():
+    mu = np.full((20000, 2), [1.5, -2.0], dtype="float32")
+    log_var = np.full((20000, 2), [np.log(0.25), np.log(4.0)], dtype="float32")
+    z = Sampling()((mu, log_var)).numpy()
+    np.testing.assert_allclose(z.mean(axis=0), [1.5, -2.0], atol=0.05)
+    np.testing.assert_allclose(z.std(axis=0), [0.5, 2.0], rtol=0.03)
+
+
+def test_sampling_passes_gradients_to_mean_and_log_var():
+    mu = tf.Variable(np.zeros((4, 3), "float32"))
+    log_var = tf.Variable(np.zeros((4, 3), "float32"))
+    with tf.GradientTape() as tape:
+        z = Sampling()((mu, log_var))
+        loss = tf.reduce_sum(z**2)
+    g_mu, g_log_var = tape.gradient(loss, [mu, log_var])
+    assert np.abs(g_mu.numpy()).sum() > 0 and np.abs(g_log_var.numpy()).sum() > 0
+
+
+def test_log_variance_is_clamped_so_extreme_features_stay_finite():
+    head = DiagonalGaussianHead(4)
+    features = np.full((2, 8), 1e6, dtype="float32")
+    z_mean, z_log_var = head(features)
+    assert z_log_var.numpy().max() <= LOG_VAR_BOUNDS[1]
+    assert np.isfinite(kl_to_standard_normal(z_mean, z_log_var).numpy()).all()
+    z_mean, z_log_var = head(-features)
+    assert z_log_var.numpy().min() >= LOG_VAR_BOUNDS[0]
+
+
+@pytest.mark.parametrize("layer", [Sampling(), DiagonalGaussianHead(3),
+                                   GaussianLikelihood(0.2, True), BernoulliLikelihood()])
+def test_layers_serialize(layer):
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is type(layer)
+    assert restored.get_config() == layer.get_config()
