@@ -2,6 +2,7 @@
 
 import dataclasses
 import inspect
+import re
 import types
 import typing
 from typing import Any
@@ -11,6 +12,21 @@ import yaml
 from vae_zoo.errors import UserInputError
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored")
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads `1e-3` as a string; this loader reads it as the float everyone means."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(stream):
+    return yaml.load(stream, Loader=_Loader)
 
 
 @dataclasses.dataclass
@@ -213,7 +229,7 @@ def apply_overrides(raw, overrides):
                 f"--set {item!r}: unknown section {section!r}; valid: model, data, train"
             )
         try:
-            value = yaml.safe_load(text)
+            value = load_yaml(text)
         except yaml.YAMLError:
             raise UserInputError(f"--set {item!r}: the value is not valid YAML") from None
         raw.setdefault(section, {})[name] = value

@@ -2,8 +2,7 @@
 
 from pathlib import Path
 
-import yaml
-
+from vae_zoo.config.schema import load_yaml
 from vae_zoo.errors import UserInputError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
@@ -30,4 +29,4 @@ def load_zoo_config(name):
             f"unknown model {name!r}; available models: {', '.join(available_models())}"
         )
     with open(path) as f:
-        return yaml.safe_load(f)
+        return load_yaml(f)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from vae_zoo.config.schema import load_yaml
 from vae_zoo.errors import UserInputError
 
 CONFIG_FILE = "config.yaml"
@@ -40,7 +41,7 @@ def read_run_config(run_dir):
     if not path.is_file():
         raise UserInputError(f"--resume: {run_dir} holds no run ({CONFIG_FILE} is missing)")
     with open(path) as f:
-        return yaml.safe_load(f)
+        return load_yaml(f)
 
 
 def check_new_run_dir(run_dir, config_dict):
