@@ -130,7 +130,7 @@ class ZooModelChecks:
             model.set_weights(initial)
             assert model.distribute_strategy.num_replicas_in_sync == len(devices)
             dataset = tf.data.Dataset.from_tensor_slices(x).batch(16)
-            model.fit(dataset, epochs=1, verbose=0)
+            model.fit(dataset, epochs=1, verbose=0, shuffle=False)
             deltas[len(devices)] = [w - w0 for w, w0 in zip(model.get_weights(), initial)]
         moved = max(np.abs(d).max() for d in deltas[1])
         assert moved > 1e-4  # the step did something, so a factor of 2 would show

@@ -1,0 +1,14 @@
+"""vae_zoo: variational autoencoders for Keras 3 and TensorFlow.
+
+Importing the package registers every model and layer with Keras, so that
+`keras.models.load_model("runs/conv_vae/model.keras")` works after `import vae_zoo`.
+"""
+
+from vae_zoo.config import RunConfig
+from vae_zoo.config import available_models
+from vae_zoo.config import load_zoo_config
+from vae_zoo.errors import UserInputError
+from vae_zoo.models import VAE
+from vae_zoo.models import BetaVAE
+
+__version__ = "0.1.0"
