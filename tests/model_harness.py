@@ -4,6 +4,11 @@
         model_name = "conv_vae"
 """
 
+import json
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 import pytest
@@ -11,6 +16,13 @@ import tensorflow as tf
 
 from vae_zoo.config import RunConfig
 from vae_zoo.config import load_zoo_config
+from vae_zoo.export import QUANTIZATIONS
+from vae_zoo.export import TOLERANCES
+from vae_zoo.export import convert_to_tflite
+from vae_zoo.export import export_saved_model
+from vae_zoo.export import parity
+from vae_zoo.export import within_tolerance
+from vae_zoo.export.tflite import tflite_signatures
 from vae_zoo.layers import Sampling
 
 IMAGE_SHAPES = [(28, 28, 1), (32, 32, 3), (64, 64, 3)]
@@ -44,6 +56,32 @@ def deterministic_sampling(monkeypatch):
         return z_mean + tf.exp(0.5 * z_log_var) * eps
 
     monkeypatch.setattr(Sampling, "call", call)
+
+
+# Runs in a fresh interpreter that never imports vae_zoo: what TF Serving or a user's client sees.
+RELOAD_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    folder, inputs = sys.argv[1], np.load(sys.argv[2])
+    loaded = tf.saved_model.load(folder)
+    outputs = {}
+    for name, signature in loaded.signatures.items():
+        spec = signature.structured_input_signature[1]
+        outputs[name] = {"inputs": sorted(spec), "outputs": sorted(signature.structured_outputs)}
+    run = loaded.signatures
+    results = {
+        "reconstruct": run["reconstruct"](x=tf.constant(inputs["x"]))["reconstruction"],
+        "serving_default": run["serving_default"](x=tf.constant(inputs["x"]))["reconstruction"],
+        "decode": run["decode"](z=tf.constant(inputs["z"]))["x_mean"],
+        "sample": run["sample"](n=tf.constant(2000))["x_mean"],
+    }
+    encoded = run["encode"](x=tf.constant(inputs["x_repeated"]))
+    results.update({f"encode_{k}": v for k, v in encoded.items()})
+    np.savez(sys.argv[3], **{k: v.numpy() for k, v in results.items()})
+    assert "vae_zoo" not in sys.modules
+    print(json.dumps(outputs))
+""")
 
 
 class ZooModelChecks:
@@ -136,3 +174,81 @@ class ZooModelChecks:
         assert moved > 1e-4  # the step did something, so a factor of 2 would show
         for one, two in zip(deltas[1], deltas[2]):
             np.testing.assert_allclose(two, one, rtol=1e-3, atol=1e-6 * moved)
+
+    # --- Export: SavedModel signatures and TFLite files -----------------------------------------
+
+    @pytest.fixture(scope="class")
+    def exported(self, tmp_path_factory, mnist_images):
+        """A briefly trained model, its SavedModel version folder, and the folder it lives in."""
+        keras.utils.set_random_seed(0)
+        model = self.build()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+        model.fit(mnist_images, batch_size=64, epochs=2, verbose=0)
+        folder = tmp_path_factory.mktemp(self.model_name)
+        return model, export_saved_model(model, folder / "served"), folder
+
+    def test_saved_model_matches_keras_in_a_process_without_vae_zoo(self, exported, mnist_images):
+        model, version_dir, folder = exported
+        assert version_dir.name == "1" and (version_dir / "saved_model.pb").is_file()
+        x = mnist_images[:8]
+        z = np.random.default_rng(1).standard_normal((8, model.latent_dim)).astype("float32")
+        x_repeated = np.repeat(mnist_images[:1], 2000, axis=0)
+        np.savez(folder / "inputs.npz", x=x, z=z, x_repeated=x_repeated)
+        result = subprocess.run(
+            [sys.executable, "-c", RELOAD_SCRIPT, str(version_dir), str(folder / "inputs.npz"),
+             str(folder / "outputs.npz")], capture_output=True, text=True, cwd=folder, timeout=300)
+        assert result.returncode == 0, result.stderr
+        signatures = json.loads(result.stdout.strip().splitlines()[-1])
+        assert signatures == {
+            "serving_default": {"inputs": ["x"], "outputs": ["reconstruction"]},
+            "reconstruct": {"inputs": ["x"], "outputs": ["reconstruction"]},
+            "encode": {"inputs": ["x"], "outputs": ["z", "z_log_var", "z_mean"]},
+            "decode": {"inputs": ["z"], "outputs": ["x_mean"]},
+            "sample": {"inputs": ["n"], "outputs": ["x_mean"]},
+        }
+        out = np.load(folder / "outputs.npz")
+        reconstruction = keras.ops.convert_to_numpy(model.reconstruct(x))
+        np.testing.assert_allclose(out["reconstruct"], reconstruction, atol=1e-5)
+        np.testing.assert_allclose(out["serving_default"], reconstruction, atol=1e-5)
+        np.testing.assert_allclose(out["decode"], keras.ops.convert_to_numpy(model.decode(z)),
+                                   atol=1e-5)
+        z_mean, z_log_var = (keras.ops.convert_to_numpy(t) for t in model.encode(x_repeated[:1]))
+        np.testing.assert_allclose(out["encode_z_mean"][:1], z_mean, atol=1e-5)
+        np.testing.assert_allclose(out["encode_z_log_var"][:1], z_log_var, atol=1e-5)
+        # z is one draw from q(z|x): standardised, 2000 draws are N(0, 1) in every dimension.
+        eps = (out["encode_z"] - z_mean) / np.exp(0.5 * z_log_var)
+        np.testing.assert_allclose(eps.mean(axis=0), 0.0, atol=0.1)
+        np.testing.assert_allclose(eps.std(axis=0), 1.0, atol=0.1)
+        # sample: the average of 2000 images from the prior matches the Keras model's.
+        assert out["sample"].shape == (2000, *model.image_shape)
+        keras_mean = keras.ops.convert_to_numpy(model.sample(2000)).mean(axis=0)
+        assert np.abs(out["sample"].mean(axis=0) - keras_mean).max() < 0.05
+
+    @pytest.mark.parametrize("quantize", QUANTIZATIONS)
+    def test_tflite_matches_the_saved_model(self, exported, mnist_images, quantize):
+        from ai_edge_litert.interpreter import Interpreter
+
+        model, version_dir, _ = exported
+        x = mnist_images[64:192]
+        loaded = tf.saved_model.load(str(version_dir))
+        reference = loaded.signatures["reconstruct"](x=tf.constant(x))["reconstruction"].numpy()
+        z = loaded.signatures["encode"](x=tf.constant(x))["z_mean"].numpy()
+        representative = {
+            "serving_default": [{"x": x[i : i + 1]} for i in range(32)],
+            "reconstruct": [{"x": x[i : i + 1]} for i in range(32)],
+            "decode": [{"z": z[i : i + 1]} for i in range(32)],
+        }
+        interpreter = Interpreter(model_content=convert_to_tflite(version_dir, quantize,
+                                                                  representative))
+        assert sorted(interpreter.get_signature_list()) == sorted(tflite_signatures(quantize))
+        outputs = interpreter.get_signature_runner("reconstruct")(x=x)["reconstruction"]
+        errors = parity(outputs, reference)
+        assert within_tolerance(quantize, errors), (quantize, errors, TOLERANCES[quantize])
+        decoded = interpreter.get_signature_runner("decode")(z=z)["x_mean"]
+        reference = loaded.signatures["decode"](z=tf.constant(z))["x_mean"].numpy()
+        assert within_tolerance(quantize, parity(decoded, reference))
+        if quantize != "int8":
+            samples = interpreter.get_signature_runner("sample")(n=np.array(1000, np.int32))
+            assert samples["x_mean"].shape == (1000, *model.image_shape)
+            keras_mean = keras.ops.convert_to_numpy(model.sample(1000)).mean(axis=0)
+            assert np.abs(samples["x_mean"].mean(axis=0) - keras_mean).max() < 0.06

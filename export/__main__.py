@@ -1,0 +1,8 @@
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from vae_zoo.export.command import main  # noqa: E402
+
+sys.exit(main())

@@ -1,0 +1,43 @@
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+
+from vae_zoo.export.signatures import serving_endpoints
+
+
+def next_version(model_dir):
+    """1 + the highest integer version folder in `model_dir` (TF Serving's layout), or 1."""
+    model_dir = Path(model_dir)
+    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] \
+        if model_dir.is_dir() else []
+    return max(versions, default=0) + 1
+
+
+def export_saved_model(model, model_dir, version=None):
+    """Writes `model` as SavedModel `model_dir/<version>/` with every signature of `SIGNATURES`.
+
+    It is written to a hidden temporary folder beside the target and renamed into place, so a
+    server watching `model_dir` never sees half a version. Returns the version folder.
+    """
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    version = next_version(model_dir) if version is None else int(version)
+    target = model_dir / str(version)
+    if target.exists():
+        raise FileExistsError(f"{target} exists already; versions are never overwritten")
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (function, input_signature) in serving_endpoints(model).items():
+        archive.add_endpoint(name, function, input_signature=input_signature)
+    tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-"))
+    try:
+        archive.write_out(str(tmp), verbose=False)
+        os.rename(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,78 @@
+"""One multi-signature `.tflite` per quantisation mode, converted from the exported SavedModel."""
+
+import warnings
+
+import tensorflow as tf
+
+from vae_zoo.export.signatures import DETERMINISTIC_SIGNATURES
+from vae_zoo.export.signatures import SIGNATURES
+
+QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
+
+
+def tflite_signatures(quantize):
+    """int8 needs calibration of every tensor, which random ops do not allow: deterministic ones."""
+    return DETERMINISTIC_SIGNATURES if quantize == "int8" else SIGNATURES
+
+
+def convert_to_tflite(saved_model_dir, quantize="none", representative=None):
+    """Converts a SavedModel from `export_saved_model` to TFLite flatbuffer bytes.
+
+    Only TFLite builtin ops are allowed (no Flex/Select-TF ops), so the file runs in plain LiteRT.
+    Inputs and outputs stay float32 in every mode, so callers need not change.
+
+    Args:
+        saved_model_dir: a version folder written by `export_saved_model`.
+        quantize: `"none"`, `"dynamic"` (int8 weights), `"float16"` (fp16 weights) or `"int8"`
+            (weights and activations, calibrated on `representative`).
+        representative: for int8, a dict `{signature: [input dict, ...]}` of calibration inputs.
+    """
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        str(saved_model_dir), signature_keys=list(tflite_signatures(quantize))
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        if not representative:
+            raise ValueError("int8 quantisation needs representative inputs")
+
+        def samples():
+            for signature, inputs in representative.items():
+                for example in inputs:
+                    yield signature, example
+
+        converter.representative_dataset = samples
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
+    with warnings.catch_warnings():
+        # int8 calibration runs TF's own deprecated tf.lite.Interpreter internally.
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        return converter.convert()
+
+
+# Agreement of each mode's `reconstruct` with the SavedModel on real images (pixel probabilities
+# in [0, 1]): the largest error for float modes, the mean and 99th percentile where weights or
+# activations are 8-bit (a few saturated pixels move a lot, the picture does not).
+TOLERANCES = {
+    "none": {"max": 2e-5},
+    "float16": {"max": 1e-2, "mean": 1e-3},
+    "dynamic": {"mean": 1e-2, "p99": 0.1},
+    "int8": {"mean": 2e-2, "p99": 0.15},
+}
+
+
+def parity(outputs, reference):
+    """`{max, mean, p99}` absolute differences between two arrays."""
+    error = abs(outputs.astype("float64") - reference.astype("float64")).ravel()
+    return {"max": float(error.max()), "mean": float(error.mean()),
+            "p99": float(sorted(error)[int(0.99 * (len(error) - 1))])}
+
+
+def within_tolerance(quantize, errors):
+    return all(errors[key] <= bound for key, bound in TOLERANCES[quantize].items())
