@@ -13,6 +13,8 @@ INSTALL_REQUIRES = [
     "importlib_resources",  # an undeclared dependency of tensorflow-datasets 4.9 downloads
     "tensorboard==2.21.*",
     "ai-edge-litert>=2.3,<3",
+    "tensorflow-serving-api==2.21.*",  # the TF Serving protos and gRPC stubs for export.serve
+    "aiohttp>=3.9,<4",  # the HTTP server under export.serve
     "pyyaml>=6",
     "pillow>=10",
     "numpy>=1.26",

@@ -1,0 +1,88 @@
+"""`python -m export.serve`: flags named as `tensorflow_model_server`'s, so commands carry over."""
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from vae_zoo.serving.rest import DEFAULT_MAX_REQUEST_BYTES
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m export.serve",
+        description="Serve exported models over TF Serving's REST API (and gRPC, with --port).",
+    )
+    parser.add_argument("--model_name", default="default")
+    parser.add_argument("--model_base_path", help="folder of integer version folders")
+    parser.add_argument("--model_config_file", help="text-format ModelServerConfig (several models)")
+    parser.add_argument("--rest_api_port", type=int, default=8501)
+    parser.add_argument("--port", type=int, default=0, help="gRPC port (default 0: no gRPC)")
+    parser.add_argument("--bind_address", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                        help="how often to look for new versions (0: never)")
+    parser.add_argument("--max_request_bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if bool(args.model_base_path) == bool(args.model_config_file):
+        print("error: pass --model_base_path (with --model_name) or --model_config_file",
+              file=sys.stderr)
+        return 2
+    for path in (args.model_base_path, args.model_config_file):
+        if path and not Path(path).exists():
+            print(f"error: {path} does not exist", file=sys.stderr)
+            return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from google.protobuf import text_format
+
+    from vae_zoo.serving.models import ModelRegistry
+
+    try:
+        registry = ModelRegistry.from_flags(
+            args.model_name, args.model_base_path, args.model_config_file,
+            args.file_system_poll_wait_seconds,
+        )
+    except text_format.ParseError as e:
+        print(f"error: {args.model_config_file} is not a valid ModelServerConfig: {e}", file=sys.stderr)
+        return 2
+    registry.start()
+    try:
+        asyncio.run(_serve(registry, args))
+    except OSError as e:
+        print(f"error: cannot listen: {e}", file=sys.stderr)
+        return 2
+    finally:
+        registry.stop()
+    return 0
+
+
+async def _serve(registry, args):
+    from aiohttp import web
+
+    from vae_zoo.serving.rest import make_app
+
+    runner = web.AppRunner(make_app(registry, args.max_request_bytes), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, args.bind_address, args.rest_api_port).start()
+    grpc_server = None
+    if args.port:
+        from vae_zoo.serving.grpc_api import start_grpc_server
+
+        grpc_server = start_grpc_server(registry, args.bind_address, args.port)
+        print(f"gRPC API at {args.bind_address}:{args.port}", flush=True)
+    print(f"REST API at http://{args.bind_address}:{args.rest_api_port}/v1/models/"
+          f"{','.join(registry.models)}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    if grpc_server is not None:
+        grpc_server.stop(grace=1)
+    await runner.cleanup()
