@@ -17,6 +17,7 @@ INSTALL_REQUIRES = [
     "aiohttp>=3.9,<4",  # the HTTP server under export.serve
     "pyyaml>=6",
     "pillow>=10",
+    "matplotlib>=3.8",  # the latent scatter plot
     "numpy>=1.26",
 ]
 

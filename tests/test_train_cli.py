@@ -63,6 +63,31 @@ def test_train_writes_a_complete_run_folder(tmp_path):
                 "epoch_learning_rate"):
         assert tag in logged, (tag, logged)
     assert {"reconstructions", "prior_samples"} <= tags["images"] | tags["tensors"]
+    assert {"test/iw_nll", "test/active_units", "evaluation/samples",
+            "evaluation/traversals"} <= logged | tags["images"]
+
+    # The evaluation at the end of training: IW NLL, bits/dim, active units, pictures, projector.
+    assert test["iw_samples"] == 100 and test["iw_examples"] == 256
+    # On the same 256 images the k=100 bound is tighter than the ELBO, by a few nats at most.
+    assert -test["elbo"] - 30 < test["iw_nll"] < -test["elbo"] + 0.5
+    assert test["active_units"] == sum(v > 0.01 for v in test["latent_mean_variances"])
+    assert test["latent_dim"] == len(test["latent_mean_variances"]) == 16
+    assert 0 < test["iw_bits_per_dim"] < 1
+    for picture in ("samples", "reconstructions", "traversals", "interpolations", "latent_scatter"):
+        assert (run / f"pictures/{picture}.png").stat().st_size > 1000, picture
+    assert (run / "tensorboard/projector_config.pbtxt").is_file()
+    assert len((run / "tensorboard/metadata.tsv").read_text().splitlines()) == 257
+
+    result = subprocess.run([sys.executable, "-m", "vae_zoo.evaluate", str(run), "-k", "20",
+                             "--examples", "32", "--no-pictures"], cwd=REPO, env=ENV,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "IW NLL" in result.stdout and "k=20, 32 images" in result.stdout
+    updated = json.loads((run / "metrics.json").read_text())["test"]
+    assert (updated["iw_samples"], updated["iw_examples"]) == (20, 32)
+    result = subprocess.run([sys.executable, "-m", "vae_zoo.evaluate", str(tmp_path / "nope")],
+                            cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2 and "holds no model.keras" in result.stderr
 
 
 def test_default_run_folder_is_numbered_when_taken(tmp_path):

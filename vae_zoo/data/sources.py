@@ -34,7 +34,8 @@ class ImageData:
     """Three splits of single images and what they are.
 
     `train`/`validation`/`test` are `tf.data.Dataset`s of images of `image_shape`; `validation` is
-    held out of the training split (model selection never looks at `test`).
+    held out of the training split (model selection never looks at `test`). `test_labels` colour
+    the latent-space pictures.
     """
 
     train: tf.data.Dataset
@@ -43,6 +44,7 @@ class ImageData:
     image_shape: tuple
     sizes: dict
     source: str
+    test_labels: tf.data.Dataset | None = None  # class labels aligned with `test`, where known
 
 
 def load_image_data(config, seed=0):
@@ -120,7 +122,11 @@ def _load_array_file(path):
         raise UserInputError(f"cannot read {path}: {e}") from None
     for keys in (("x_train", "x_test"), ("x",), ("images",)):
         if all(k in arrays for k in keys):
-            return {"x" if k == "images" else k: arrays[k] for k in keys}
+            found = {"x" if k == "images" else k: arrays[k] for k in keys}
+            for label_key in ("y_test", "y", "labels"):
+                if label_key in arrays:
+                    found["y_test" if label_key == "y_test" else "y"] = arrays[label_key]
+            return found
     if len(arrays) == 1:
         return {"x": next(iter(arrays.values()))}
     raise UserInputError(
@@ -183,6 +189,7 @@ def _check_pixels(x, origin):
 
 def _from_arrays(arrays, config, seed, source):
     rng = np.random.default_rng(seed)
+    labels = None
     if "x_train" in arrays:
         train = _check_pixels(arrays["x_train"], f"{source} x_train")
         test = _check_pixels(arrays["x_test"], f"{source} x_test")
@@ -191,17 +198,25 @@ def _from_arrays(arrays, config, seed, source):
                 f"{source}: train images {train.shape[1:]} and test images {test.shape[1:]} differ"
             )
         train = train[rng.permutation(len(train))]
+        labels = arrays.get("y_test")
     else:
         x = _check_pixels(arrays["x"], source)
-        x = x[rng.permutation(len(x))]
+        order = rng.permutation(len(x))
+        x = x[order]
         n_test = max(1, int(round(len(x) * config.test_fraction)))
         if len(x) - n_test < 2:
             raise UserInputError(f"{source}: {len(x)} images are too few to split")
         train, test = x[n_test:], x[:n_test]
+        if "y" in arrays and len(arrays["y"]) == len(order):
+            labels = np.asarray(arrays["y"])[order][:n_test]
     if config.train_limit:
         train = train[: config.train_limit]
     if config.test_limit:
         test = test[: config.test_limit]
+    if labels is not None and len(labels) >= len(test):
+        labels = tf.data.Dataset.from_tensor_slices(np.asarray(labels)[: len(test)])
+    else:
+        labels = None
     n_val = max(1, int(round(len(train) * VALIDATION_FRACTION)))
     train, validation = train[n_val:], train[:n_val]
     return ImageData(
@@ -211,6 +226,7 @@ def _from_arrays(arrays, config, seed, source):
         image_shape=_output_shape(train.shape[1:], config.image_size),
         sizes={"train": len(train), "validation": len(validation), "test": len(test)},
         source=source,
+        test_labels=labels,
     )
 
 
@@ -288,12 +304,12 @@ def _from_tfds(name, config, seed):
                   "test": f"train[{test_pct}%:]"}
     limits = {"train": config.train_limit, "test": config.test_limit}
 
-    def images(split):
+    def feature(split, key="image"):
         ds = builder.as_dataset(split=splits[split], shuffle_files=False)
-        ds = ds.map(lambda example: example["image"])
+        ds = ds.map(lambda example: example[key])
         return ds.take(limits[split]) if limits.get(split) else ds
 
-    datasets = {split: images(split) for split in splits}
+    datasets = {split: feature(split) for split in splits}
     return ImageData(
         train=datasets["train"],
         validation=datasets["validation"],
@@ -301,4 +317,5 @@ def _from_tfds(name, config, seed):
         image_shape=_output_shape(shape, config.image_size),
         sizes={split: int(ds.cardinality()) for split, ds in datasets.items()},
         source=f"TFDS {name}",
+        test_labels=feature("test", "label") if "label" in features else None,
     )

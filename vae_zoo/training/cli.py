@@ -77,8 +77,9 @@ def resolve(args):
         return config, run_dir
 
     run_dir = Path(args.run_dir) if args.run_dir else run_files.latest_run_dir(model_name)
-    saved = run_files.read_run_config(run_dir)
-    config = RunConfig.from_dict(apply_overrides(saved, overrides), source=f"{run_dir}/config.yaml")
+    saved_raw = run_files.read_run_config(run_dir)
+    saved = RunConfig.from_dict(saved_raw, source=f"{run_dir}/config.yaml").to_dict()
+    config = RunConfig.from_dict(apply_overrides(saved_raw, overrides), source=f"{run_dir}/config.yaml")
     if args.model and args.model != config.model.name:
         raise UserInputError(f"--resume: {run_dir} holds a {config.model.name} run, not {args.model}")
     changed = [
@@ -125,10 +126,13 @@ def main(argv=None):
     test = metrics["test"]
     print(
         f"test ELBO {test['elbo']:.2f} nats (reconstruction {test['reconstruction']:.2f}, "
-        f"KL {test['kl']:.2f}) on {metrics['sizes']['test']} images; best epoch "
-        f"{metrics['best_epoch']}; {metrics['train_images_per_second']} train images/s"
+        f"KL {test['kl']:.2f}) on {metrics['sizes']['test']} images; IW NLL {test['iw_nll']:.2f} "
+        f"nats (k={test['iw_samples']}, {test['iw_examples']} images); active units "
+        f"{test['active_units']}/{test['latent_dim']}; best epoch {metrics['best_epoch']}; "
+        f"{metrics['train_images_per_second']} train images/s"
     )
-    print(f"run folder: {run_dir}  (model.keras, metrics.json; tensorboard --logdir {run_dir.parent})")
+    print(f"run folder: {run_dir}  (model.keras, metrics.json, pictures/; "
+          f"tensorboard --logdir {run_dir.parent})")
     return 0
 
 

@@ -11,7 +11,7 @@ import keras
 from vae_zoo.data import load_image_data
 from vae_zoo.data import make_pipeline
 from vae_zoo.errors import UserInputError
-from vae_zoo.evaluation import evaluate_elbo
+from vae_zoo.evaluation.report import evaluate_and_report
 from vae_zoo.training import run_dir as run_files
 from vae_zoo.training.callbacks import ImageSummaries
 from vae_zoo.training.callbacks import InterruptibleBackup
@@ -113,6 +113,12 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
         model.load_weights(best_path)
     _save_model_atomic(model, run_dir / run_files.MODEL_FILE)
 
+    log(f"evaluating on {data.sizes['test']} test images "
+        f"(importance-weighted NLL with k={config.eval.iw_samples})")
+    test, drawn = evaluate_and_report(
+        model, data, batches["test"], run_dir, step=config.train.epochs,
+        num_samples=config.eval.iw_samples, max_examples=config.eval.iw_examples,
+        draw=config.eval.pictures, progress=verbose == 1)
     metrics = {
         "model": config.model.name,
         "dataset": data.source,
@@ -124,8 +130,9 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
         "train_seconds": round(seconds, 2),
         "train_images_per_second": round(epochs_run * data.sizes["train"] / seconds, 1)
         if epochs_run else None,
-        "test": evaluate_elbo(model, batches["test"]),
-        "units": "nats per example",
+        "test": test,
+        "units": "nats per example (bits_per_dim: bits per pixel and channel)",
+        "pictures": drawn,
     }
     run_files.write_metrics(run_dir, metrics)
     return metrics
