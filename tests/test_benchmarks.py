@@ -1,0 +1,46 @@
+"""The benchmark scripts run end to end (tiny settings) and write their tables. Their numbers are
+the scripts' business (benchmarks/results/), never asserted here."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def run(script, *args):
+    result = subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=REPO,
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_throughput_script(tmp_path):
+    run("throughput.py", "--rounds", "1", "--dataset", "mnist_sample", "--models",
+        "keras_io_recipe", "conv_vae_keras_io_arch", "--out", str(tmp_path))
+    rows = json.loads((tmp_path / "throughput.json").read_text())["rows"]
+    assert [r["name"] for r in rows] == ["keras_io_recipe", "conv_vae_keras_io_arch"]
+    assert rows[0]["vs_keras_io"] == 1.0 and all(r["images_per_second"] > 0 for r in rows)
+    assert all(r["peak_rss_mb"] > 100 for r in rows)
+    assert "| keras_io_recipe" in (tmp_path / "throughput.md").read_text()
+
+
+def test_quality_script(tmp_path):
+    run("quality.py", "--models", "dense_vae", "--datasets", "mnist_sample", "--mnist-epochs", "1",
+        "--k", "4", "--iw-examples", "8", "--out", str(tmp_path), "--runs", str(tmp_path / "runs"))
+    (row,) = json.loads((tmp_path / "quality.json").read_text())
+    assert (row["model"], row["iw_samples"], row["iw_examples"]) == ("dense_vae", 4, 8)
+    assert row["command"].startswith("python train.py --model dense_vae")
+    assert (tmp_path / "runs/mnist_sample-dense_vae/metrics.json").is_file()
+
+
+def test_serving_script(tmp_path):
+    run("serving.py", "--calls", "10", "--out", str(tmp_path))
+    rows = json.loads((tmp_path / "serving.json").read_text())
+    assert [r["format"] for r in rows] == ["SavedModel", "TFLite none", "TFLite dynamic",
+                                           "TFLite float16", "TFLite int8"]
+    assert all(r["batch1_ms"] > 0 and r["batch64_ms"] > 0 and r["bytes"] > 0 for r in rows)
