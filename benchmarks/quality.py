@@ -17,7 +17,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds the repo's packages
+
+from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import write_results  # noqa: E402
 RUNS = ROOT / "benchmarks" / "runs"
 MODELS = ("dense_vae", "conv_vae", "beta_vae")
 # Burda et al. (2016), Table 1: 1-stochastic-layer VAE trained with k = 1 on all 60,000 dynamically
@@ -93,12 +96,7 @@ def main():
               "k = 5000, after training on all 60,000 training digits for 3,280 passes; the "
               "mnist_sample rows train on 4,750 digits for far fewer epochs.", "", "Commands:", ""]
     lines += [f"    {row['command']}" for row in rows]
-    table = "\n".join(lines)
-    print("\n" + table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "quality.md").write_text(table + "\n")
-    (out / "quality.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_results(args.out, "quality", "\n".join(lines), rows)
 
 
 if __name__ == "__main__":

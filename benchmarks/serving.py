@@ -21,7 +21,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds the repo's packages
+
+from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import write_results  # noqa: E402
 
 
 def main():
@@ -35,7 +38,6 @@ def main():
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
-    sys.path.insert(0, str(ROOT))
     from vae_zoo.export.command import export_run
     from vae_zoo.export.command import folder_size
 
@@ -87,12 +89,7 @@ def main():
     lines += ["", "Command: `python benchmarks/serving.py" +
               (f" --run-dir {args.run_dir}`" if args.run_dir else "`") + " (SavedModel size: the "
               "whole version folder)"]
-    table = "\n".join(lines)
-    print(table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "serving.md").write_text(table + "\n")
-    (out / "serving.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_results(args.out, "serving", "\n".join(lines), rows)
 
 
 if __name__ == "__main__":

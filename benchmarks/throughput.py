@@ -23,7 +23,10 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds the repo's packages
+
+from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import write_results  # noqa: E402
 BATCH_SIZE = 128
 
 # name -> (what it is, zoo model or None for the baseline, config overrides)
@@ -150,12 +153,7 @@ def main():
                      f"{row['peak_rss_mb']} | {', '.join(f'{v:.0f}' for v in row['rounds'])} |")
     lines += ["", f"Command: `python benchmarks/throughput.py --rounds {args.rounds} "
               f"--dataset {args.dataset}`"]
-    table = "\n".join(lines)
-    print("\n" + table)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.md").write_text(table + "\n")
-    (out / "throughput.json").write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")
+    write_results(args.out, "throughput", "\n".join(lines), {"header": header, "rows": rows})
 
 
 def _ratio(values, name):
