@@ -33,12 +33,11 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
     from vae_zoo.data import make_pipeline
     from vae_zoo.errors import UserInputError
     from vae_zoo.evaluation.report import evaluate_and_report
-    from vae_zoo.export.command import load_run_model
     from vae_zoo.training import run_dir as run_files
 
     if num_samples < 1 or (max_examples is not None and max_examples < 1):
         raise UserInputError("-k and --examples must be >= 1")
-    model = load_run_model(run_dir)
+    model = run_files.load_run_model(run_dir)
     config = RunConfig.from_dict(run_files.read_run_config(run_dir))
     data = load_image_data(config.data, seed=config.train.seed)
     if data.image_shape != model.image_shape:

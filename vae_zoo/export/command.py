@@ -34,17 +34,6 @@ def build_parser():
     return parser
 
 
-def load_run_model(run_dir):
-    import keras
-
-    import vae_zoo  # noqa: F401  (registers the model classes)
-
-    path = Path(run_dir) / "model.keras"
-    if not path.is_file():
-        raise UserInputError(f"{run_dir} holds no model.keras; pass a run folder that train.py finished")
-    return keras.models.load_model(path)
-
-
 def calibration_images(run_dir, model, log):
     """Training images of the run (for int8 calibration and parity checks), else prior samples."""
     from vae_zoo.config import RunConfig
@@ -96,6 +85,7 @@ def export_run(run_dir, name=None, base_path="exports", version=None, quantize=(
     from vae_zoo.export import export_saved_model
     from vae_zoo.export import parity
     from vae_zoo.export import within_tolerance
+    from vae_zoo.training.run_dir import load_run_model
 
     model = load_run_model(run_dir)
     name = name or model.name

@@ -4,8 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_zoo.evaluation import image_grid
-from vae_zoo.evaluation import reconstruction_grid
+from vae_zoo.evaluation import pictures
 
 
 class ScheduleLogger(keras.callbacks.Callback):
@@ -27,18 +26,17 @@ class ImageSummaries(keras.callbacks.Callback):
     Args:
         log_dir: str. TensorBoard folder (a subfolder `images` is written).
         inputs: array of images in [0, 1], e.g. 16 validation images.
-        latent_dim: int. Size of z, for the fixed prior noise.
         num_samples: int. Number of prior samples.
         every: int. Log every this many epochs (and always after the last one).
         seed: int. Seed of the prior noise.
     """
 
-    def __init__(self, log_dir, inputs, latent_dim, num_samples=64, every=1, seed=0):
+    def __init__(self, log_dir, inputs, num_samples=64, every=1, seed=0):
         super().__init__()
         self.writer = tf.summary.create_file_writer(f"{log_dir}/images")
         self.inputs = np.asarray(inputs, dtype=np.float32)
-        self.noise = np.random.default_rng(seed).standard_normal((num_samples, latent_dim))
-        self.noise = self.noise.astype(np.float32)
+        self.num_samples = num_samples
+        self.seed = seed
         self.every = every
 
     def on_epoch_end(self, epoch, logs=None):
@@ -46,15 +44,13 @@ class ImageSummaries(keras.callbacks.Callback):
             self.write(epoch + 1)
 
     def write(self, step):
-        reconstructions = keras.ops.convert_to_numpy(self.model.reconstruct(self.inputs))
-        samples = keras.ops.convert_to_numpy(self.model.decode(self.noise))
         with self.writer.as_default(step=step):
             tf.summary.image(
-                "reconstructions", reconstruction_grid(self.inputs, reconstructions)[None],
+                "reconstructions", pictures.reconstructions(self.model, self.inputs)[None],
                 description="Rows of inputs, each followed by their reconstructions (z = mean).",
             )
             tf.summary.image(
-                "prior_samples", image_grid(samples)[None],
+                "prior_samples", pictures.sample_grid(self.model, self.num_samples, self.seed)[None],
                 description="Means of p(x|z) for fixed z ~ N(0, I).",
             )
         self.writer.flush()

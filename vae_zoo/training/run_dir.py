@@ -36,6 +36,18 @@ def latest_run_dir(model_name, root="runs"):
     return max(runs, key=lambda p: (p / CONFIG_FILE).stat().st_mtime)
 
 
+def load_run_model(run_dir):
+    """The finished model of a run folder (`model.keras`)."""
+    import keras
+
+    import vae_zoo  # noqa: F401  (registers the model classes with Keras)
+
+    path = Path(run_dir) / MODEL_FILE
+    if not path.is_file():
+        raise UserInputError(f"{run_dir} holds no {MODEL_FILE}; pass a run folder that train.py finished")
+    return keras.models.load_model(path)
+
+
 def read_run_config(run_dir):
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():

@@ -85,7 +85,7 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
         ),
         keras.callbacks.CSVLogger(str(history_path), append=resume),
         keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False, profile_batch=0),
-        ImageSummaries(tensorboard_dir, preview, model.latent_dim, every=config.train.image_every,
+        ImageSummaries(tensorboard_dir, preview, every=config.train.image_every,
                        seed=config.train.seed),
     ]
     if verbose is None:
