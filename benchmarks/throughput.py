@@ -132,24 +132,29 @@ def main():
 
     medians = {name: statistics.median(values) for name, values in speeds.items()}
     bests = {name: max(values) for name, values in speeds.items()}
+    # What a whole run of these epochs sees: total images over total time (the harmonic mean).
+    overall = {name: len(values) / sum(1 / v for v in values) for name, values in speeds.items()}
     rows = [{
         "name": name, "description": CANDIDATES[name][0], "params": params[name],
         "images_per_second": round(medians[name], 1),
         "best_images_per_second": round(bests[name], 1),
         "rounds": [round(v, 1) for v in speeds[name]],
+        "overall_images_per_second": round(overall[name], 1),
         "vs_keras_io": _ratio(medians, name), "best_vs_keras_io": _ratio(bests, name),
+        "overall_vs_keras_io": _ratio(overall, name),
         "peak_rss_mb": round(memory[name]),
     } for name in args.models]
     header = (f"Training throughput on {num_images} images of {source}, batch {BATCH_SIZE}: median "
               f"and best of {args.rounds} interleaved epochs after a warm-up round; "
               f"{os.cpu_count()} CPU cores ({platform.machine()}), TensorFlow {_tf_version()}")
     lines = [header, "", "| model | trainable params | images/s (median) | vs keras.io | "
-             "images/s (best) | vs keras.io | peak RSS (MB) | images/s per round |",
-             "|---|---|---|---|---|---|---|---|"]
+             "images/s (best) | vs keras.io | images/s (all rounds) | vs keras.io | "
+             "peak RSS (MB) | images/s per round |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['name']}: {row['description']} | {row['params']:,} | "
                      f"{row['images_per_second']:.0f} | {row['vs_keras_io']}x | "
                      f"{row['best_images_per_second']:.0f} | {row['best_vs_keras_io']}x | "
+                     f"{row['overall_images_per_second']:.0f} | {row['overall_vs_keras_io']}x | "
                      f"{row['peak_rss_mb']} | {', '.join(f'{v:.0f}' for v in row['rounds'])} |")
     lines += ["", f"Command: `python benchmarks/throughput.py --rounds {args.rounds} "
               f"--dataset {args.dataset}`"]
