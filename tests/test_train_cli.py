@@ -150,6 +150,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path):
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
+    assert "Ctrl-C: stopping after this batch" in stderr
     assert "saved a checkpoint after 2 complete epoch(s)" in stderr
     assert "--resume" in stderr
     metadata = json.loads((run / "checkpoints/last/training_metadata.json").read_text())

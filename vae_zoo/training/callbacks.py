@@ -1,5 +1,9 @@
 """Callbacks that the stock Keras ones do not cover: objective schedules, image summaries, Ctrl-C."""
 
+import signal
+import sys
+import threading
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -66,6 +70,54 @@ class InterruptibleBackup(keras.callbacks.BackupAndRestore):
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch  # epochs completed, also right after a resume
 
+    @property
+    def epochs_done(self):
+        return self._current_epoch
+
     def save_now(self):
         self._last_batch_seen = 0
         self._save_model()
+
+
+class StopRequested(Exception):
+    """Raised between batches after the user pressed Ctrl-C once."""
+
+
+class GracefulInterrupt(keras.callbacks.Callback):
+    """Turns the first Ctrl-C into a stop at the next batch boundary.
+
+    A KeyboardInterrupt raised while TensorFlow runs native code can corrupt its heap (seen here:
+    "free(): invalid next size" aborts in about 1 of 5 interrupts), so the signal only sets a flag
+    and the exception is raised from Python between batches, where stopping is safe. A second
+    Ctrl-C interrupts at once, as usual.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+        self._previous_handler = None
+
+    def on_train_begin(self, logs=None):
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGINT, self._handle)
+
+    def on_train_end(self, logs=None):
+        self.restore()
+
+    def restore(self):
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this batch and saving a checkpoint "
+              "(press Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+
+    def _check(self, *args, **kwargs):
+        if self.requested:
+            raise StopRequested()
+
+    on_train_batch_end = on_test_batch_end = on_epoch_end = _check

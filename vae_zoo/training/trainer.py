@@ -13,9 +13,11 @@ from vae_zoo.data import make_pipeline
 from vae_zoo.errors import UserInputError
 from vae_zoo.evaluation.report import evaluate_and_report
 from vae_zoo.training import run_dir as run_files
+from vae_zoo.training.callbacks import GracefulInterrupt
 from vae_zoo.training.callbacks import ImageSummaries
 from vae_zoo.training.callbacks import InterruptibleBackup
 from vae_zoo.training.callbacks import ScheduleLogger
+from vae_zoo.training.callbacks import StopRequested
 from vae_zoo.training.strategy import resolve_jit_compile
 from vae_zoo.training.strategy import resolve_strategy
 
@@ -75,7 +77,9 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
     best_so_far = _best_epoch(history_path)
     tensorboard_dir = str(run_dir / run_files.TENSORBOARD_DIR)
     backup = InterruptibleBackup(str(run_dir / run_files.BACKUP_DIR), delete_checkpoint=False)
+    interrupt = GracefulInterrupt()
     callbacks = [
+        interrupt,  # first, so that an interrupted epoch's end is not recorded as complete
         backup,
         ScheduleLogger(),
         keras.callbacks.TerminateOnNaN(),
@@ -97,9 +101,10 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
             batches["train"], validation_data=batches["validation"], epochs=config.train.epochs,
             callbacks=callbacks, verbose=verbose, shuffle=False,  # the pipeline shuffles
         )
-    except KeyboardInterrupt:
+    except (StopRequested, KeyboardInterrupt):
+        interrupt.restore()
         backup.save_now()
-        raise TrainingInterrupted(run_dir, backup._current_epoch) from None
+        raise TrainingInterrupted(run_dir, backup.epochs_done) from None
     except ValueError as e:
         if "shape" in str(e) and resume:  # weights of another image shape in the checkpoint
             raise UserInputError(f"--resume: the checkpoint does not fit these images: {e}") from None
