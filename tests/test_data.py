@@ -158,3 +158,12 @@ def test_array_files(tmp_path):
     np.savez(tmp_path / "odd.npz", a=x, b=x)
     with pytest.raises(UserInputError, match="expected x_train and x_test, or a single array"):
         load_image_data(DataConfig(dataset=str(tmp_path / "odd.npz")))
+
+
+def test_held_out_binarisation_is_the_same_on_every_pass():
+    images = tf.data.Dataset.from_tensor_slices(np.full((64, 8, 8, 1), 0.5, "float32"))
+    ds = make_pipeline(images, 16, training=False, binarize=True, seed=1)
+    first, second = (np.concatenate(list(ds.as_numpy_iterator())) for _ in range(2))
+    assert set(np.unique(first)) == {0.0, 1.0} and abs(first.mean() - 0.5) < 0.05
+    np.testing.assert_array_equal(first, second)
+    assert (first[0] != first[1]).any()  # each image has its own draw

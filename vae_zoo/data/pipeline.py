@@ -6,13 +6,14 @@ def make_pipeline(
 ):
     """Batches of float32 images in [0, 1]: scale, resize, cache, shuffle, binarise, batch, prefetch.
 
-    Caching comes before shuffling and binarisation, so each epoch sees a new order and (with
-    `binarize`) a new Bernoulli draw of every pixel: dynamic binarisation as in Burda et al.
+    Caching comes before shuffling and binarisation, so each training epoch sees a new order and
+    (with `binarize`) a new Bernoulli draw of every pixel: dynamic binarisation as in Burda et al.
+    Held-out splits (`training=False`) are binarised once, the same way on every pass.
 
     Args:
         images: a `tf.data.Dataset` of single images, uint8 in 0..255 or floats in [0, 1].
         batch_size: int. Global batch size (split across replicas by the strategy).
-        training: bool. Shuffle (and binarise afresh) each epoch.
+        training: bool. Shuffle (and binarise afresh) each epoch; otherwise binarise once.
         seed: int. Seed of the shuffle order and the binarisation noise.
         binarize: bool. Replace pixel p by a Bernoulli(p) draw.
         image_size: optional `[height, width]` to resize to.
@@ -32,12 +33,20 @@ def make_pipeline(
     ds = images.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).cache()
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if binarize:
-        # A seeded op-level generator, so a run's binarisation noise is reproducible.
+    if binarize and training:
+        # A seeded op-level generator: a new, reproducible draw of every pixel each epoch.
         generator = tf.random.Generator.from_seed(seed)
 
         def sample_pixels(image):
             return tf.cast(generator.uniform(tf.shape(image)) < image, tf.float32)
 
         ds = ds.map(sample_pixels)
+    elif binarize:
+        # Held-out splits get one fixed draw per image (seeded by its index), so that every pass
+        # (ELBO, IW NLL, pictures) scores the same binary images.
+        def fixed_pixels(index, image):
+            noise = tf.random.stateless_uniform(tf.shape(image), seed=tf.stack([seed, index]))
+            return tf.cast(noise < image, tf.float32)
+
+        ds = ds.enumerate().map(fixed_pixels)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

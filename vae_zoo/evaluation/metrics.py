@@ -38,10 +38,14 @@ def latent_statistics(model, dataset):
     }
 
 
-def importance_weighted_nll(model, dataset, num_samples, max_examples=None, progress=True):
-    """Mean -log p(x) over up to `max_examples` examples, estimated with k = `num_samples`."""
+def importance_weighted_nll(model, dataset, num_samples, max_examples=None, progress=True,
+                            num_examples=None):
+    """Mean -log p(x) over up to `max_examples` examples, estimated with k = `num_samples`.
+
+    `num_examples` (the dataset's size, if known) only sizes the progress bar.
+    """
     values, seen = [], 0
-    total = max_examples or sum(int(x.shape[0]) for x in dataset)
+    total = min(filter(None, (max_examples, num_examples)), default=None)
     bar = keras.utils.Progbar(total, unit_name="image") if progress else None
     for x in dataset:
         if max_examples is not None and seen >= max_examples:

@@ -1,6 +1,5 @@
 """Evaluate a run folder: metrics into metrics.json and TensorBoard, pictures into both."""
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -22,19 +21,19 @@ def evaluate_model(model, data, batches, num_samples, max_examples, likelihood, 
     results = evaluate_elbo(model, batches)
     z_means, latent = latent_statistics(model, batches)
     results.update(latent)
-    results.update(importance_weighted_nll(model, batches, num_samples, max_examples, progress))
+    results.update(importance_weighted_nll(model, batches, num_samples, max_examples, progress,
+                                           num_examples=data.sizes.get("test")))
     num_dims = int(np.prod(model.image_shape))
     results["iw_bits_per_dim"] = bits_per_dim(results["iw_nll"], num_dims, likelihood)
     results["elbo_bits_per_dim"] = bits_per_dim(-results["elbo"], num_dims, likelihood)
     return results, z_means
 
 
-def draw_pictures(model, batches, z_means, labels, run_dir, tensorboard_dir, step):
+def draw_pictures(model, batches, z_means, labels, run_dir, tensorboard_dir, writer, step):
     """PNGs in `run_dir/pictures/`, the same images in TensorBoard, and the embedding projector."""
     folder = Path(run_dir) / PICTURES_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    images = np.concatenate([x.numpy() for x in batches.take(math.ceil(PROJECTOR_POINTS / 32))])
-    images = images[:PROJECTOR_POINTS]
+    images = np.stack(list(batches.unbatch().take(PROJECTOR_POINTS).as_numpy_iterator()))
     labels = None if labels is None else labels[: len(images)]
     drawn = {
         "samples": pictures.sample_grid(model),
@@ -50,7 +49,6 @@ def draw_pictures(model, batches, z_means, labels, run_dir, tensorboard_dir, ste
     for name, picture in drawn.items():
         if name != "latent_scatter":
             pictures.save_png(picture, folder / f"{name}.png")
-    writer = tf.summary.create_file_writer(str(Path(tensorboard_dir) / "evaluation"))
     with writer.as_default(step=step):
         for name, picture in drawn.items():
             tf.summary.image(f"evaluation/{name}", picture[None])
@@ -59,8 +57,7 @@ def draw_pictures(model, batches, z_means, labels, run_dir, tensorboard_dir, ste
     return sorted(f"{PICTURES_DIR}/{name}.png" for name in drawn)
 
 
-def write_scalars(tensorboard_dir, results, step):
-    writer = tf.summary.create_file_writer(str(Path(tensorboard_dir) / "evaluation"))
+def write_scalars(writer, results, step):
     with writer.as_default(step=step):
         for key, value in results.items():
             if isinstance(value, (int, float)):
@@ -78,11 +75,13 @@ def evaluate_and_report(model, data, batches, run_dir, step, num_samples, max_ex
     results, z_means = evaluate_model(
         model, data, batches, num_samples, max_examples, model.likelihood_name, progress)
     tensorboard_dir = Path(run_dir) / "tensorboard"
-    write_scalars(tensorboard_dir, results, step)
+    writer = tf.summary.create_file_writer(str(tensorboard_dir / "evaluation"))
+    write_scalars(writer, results, step)
     drawn = []
     if draw:
         labels = None
         if data.test_labels is not None:
             labels = np.array(list(data.test_labels.take(PROJECTOR_POINTS).as_numpy_iterator()))
-        drawn = draw_pictures(model, batches, z_means, labels, run_dir, tensorboard_dir, step)
+        drawn = draw_pictures(model, batches, z_means, labels, run_dir, tensorboard_dir, writer,
+                              step)
     return results, drawn
