@@ -1,5 +1,7 @@
 """The baseline: the keras.io "Variational AutoEncoder" example (fchollet), as published for
-Keras 3, with Keras defaults (including `jit_compile="auto"`, i.e. XLA on the TF backend).
+Keras 3, with Keras defaults. `jit_compile="auto"` resolves to XLA off on a machine without
+accelerators (Keras 3.15 `Trainer._resolve_auto_jit_compile`), so on CPU the recipe already runs
+without XLA.
 
 Kept verbatim in structure so that the benchmark compares against what users copy.
 """

@@ -4,7 +4,8 @@
 
 Throughput: all models live in one process and train one epoch each in turn (A B C ... A B C ...),
 so that the noise of a shared machine hits every model alike; after one warm-up round (tracing,
-XLA compilation, caches) the table gives the median over `--rounds`. Same images, batch size (128)
+XLA compilation, caches) the table gives the median over `--rounds`, and the median over the
+epochs in which the process had the whole machine (see benchmarks/README.md for why). Same images, batch size (128)
 and machine for all; each model is fed the way its authors feed it (keras.io: a NumPy array to
 `fit`; the zoo: its tf.data pipeline). Peak memory: each model trains one epoch alone in a fresh
 worker process, which reports its peak RSS. Writes benchmarks/results/throughput.{md,json}.
@@ -28,14 +29,21 @@ sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds t
 from benchmarks.common import RESULTS  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 BATCH_SIZE = 128
+# An epoch counts as "full machine" when the process kept this fraction of the cores busy.
+FULL_MACHINE = 0.75
 
 # name -> (what it is, zoo model or None for the baseline, config overrides)
 CANDIDATES = {
-    "keras_io_recipe": ("keras.io conv VAE, Keras defaults (XLA auto)", None, []),
+    "keras_io_recipe": ("keras.io conv VAE, Keras defaults (XLA off on CPU)", None, []),
     "conv_vae_keras_io_arch": (
         "conv_vae with the recipe's architecture (conv 32/64, dense 16, latent 2)", "conv_vae",
         ["model.hidden_units=[16]", "model.latent_dim=2"]),
+    "conv_vae_keras_io_arch_bf16": (
+        "the same in mixed bfloat16 (train.precision=mixed_bfloat16)", "conv_vae",
+        ["model.hidden_units=[16]", "model.latent_dim=2", "train.precision=mixed_bfloat16"]),
     "conv_vae": ("conv_vae, zoo defaults", "conv_vae", []),
+    "conv_vae_bf16": ("conv_vae, zoo defaults, mixed bfloat16", "conv_vae",
+                      ["train.precision=mixed_bfloat16"]),
     "dense_vae": ("dense_vae, zoo defaults", "dense_vae", []),
     "beta_vae": ("beta_vae, zoo defaults", "beta_vae", []),
 }
@@ -90,21 +98,28 @@ def memory_worker(name, dataset):
     print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure_throughput(names, dataset, rounds):
+    """Images/s and cores used (process CPU time / wall time) of every epoch after the warm-up."""
     images, source = load_images(dataset)
     candidates = {name: build(name, dataset, images) for name in names}
-    speeds = {name: [] for name in names}
+    epochs = {name: [] for name in names}
     for round_index in range(rounds + 1):
         for name, (_, train_epoch) in candidates.items():
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), cpu_seconds()
             train_epoch()
-            speed = len(images) / (time.perf_counter() - start)
+            wall = time.perf_counter() - start
+            speed, cores = len(images) / wall, (cpu_seconds() - cpu_start) / wall
             if round_index:  # round 0 warms up
-                speeds[name].append(speed)
+                epochs[name].append((speed, cores))
             print(f"[round {round_index}/{rounds}{' warm-up' if not round_index else ''}] "
-                  f"{name}: {speed:.0f} images/s", flush=True)
+                  f"{name}: {speed:.0f} images/s on {cores:.2f} cores", flush=True)
     params = {name: count_params(model) for name, (model, _) in candidates.items()}
-    return speeds, params, len(images), source
+    return epochs, params, len(images), source
 
 
 def main():
@@ -128,34 +143,37 @@ def main():
             sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
         memory[name] = json.loads(result.stdout.strip().splitlines()[-1])["peak_rss_mb"]
         print(f"peak RSS {name}: {memory[name]:.0f} MB", flush=True)
-    speeds, params, num_images, source = measure_throughput(args.models, args.dataset, args.rounds)
+    epochs, params, num_images, source = measure_throughput(args.models, args.dataset, args.rounds)
 
-    medians = {name: statistics.median(values) for name, values in speeds.items()}
-    bests = {name: max(values) for name, values in speeds.items()}
-    # What a whole run of these epochs sees: total images over total time (the harmonic mean).
-    overall = {name: len(values) / sum(1 / v for v in values) for name, values in speeds.items()}
+    all_rounds = {name: statistics.median(s for s, _ in runs) for name, runs in epochs.items()}
+    full = {name: [s for s, cores in runs if cores >= FULL_MACHINE * os.cpu_count()]
+            for name, runs in epochs.items()}
+    full_machine = {name: statistics.median(speeds) for name, speeds in full.items() if speeds}
     rows = [{
         "name": name, "description": CANDIDATES[name][0], "params": params[name],
-        "images_per_second": round(medians[name], 1),
-        "best_images_per_second": round(bests[name], 1),
-        "rounds": [round(v, 1) for v in speeds[name]],
-        "overall_images_per_second": round(overall[name], 1),
-        "vs_keras_io": _ratio(medians, name), "best_vs_keras_io": _ratio(bests, name),
-        "overall_vs_keras_io": _ratio(overall, name),
+        "images_per_second": round(all_rounds[name], 1), "vs_keras_io": _ratio(all_rounds, name),
+        "full_machine_images_per_second": round(full_machine[name], 1) if name in full_machine
+        else None,
+        "full_machine_epochs": len(full[name]), "full_machine_vs_keras_io": _ratio(full_machine, name),
+        "epochs": [{"images_per_second": round(s, 1), "cores": round(c, 2)} for s, c in epochs[name]],
         "peak_rss_mb": round(memory[name]),
     } for name in args.models]
-    header = (f"Training throughput on {num_images} images of {source}, batch {BATCH_SIZE}: median "
-              f"and best of {args.rounds} interleaved epochs after a warm-up round; "
-              f"{os.cpu_count()} CPU cores ({platform.machine()}), TensorFlow {_tf_version()}")
-    lines = [header, "", "| model | trainable params | images/s (median) | vs keras.io | "
-             "images/s (best) | vs keras.io | images/s (all rounds) | vs keras.io | "
-             "peak RSS (MB) | images/s per round |", "|---|---|---|---|---|---|---|---|---|---|"]
+    header = (f"Training throughput on {num_images} images of {source}, batch {BATCH_SIZE}, "
+              f"{args.rounds} interleaved epochs per model after a warm-up round; "
+              f"{os.cpu_count()} CPU cores ({platform.machine()}), TensorFlow {_tf_version()}. "
+              f"'Full machine' keeps the epochs in which the process used at least "
+              f"{FULL_MACHINE:.0%} of the cores (CPU time / wall time); see benchmarks/README.md.")
+    lines = [header, "", "| model | trainable params | images/s, median of all epochs | vs keras.io "
+             "| images/s, median of full-machine epochs (n) | vs keras.io | peak RSS (MB) "
+             "| each epoch: images/s (cores used) |", "|---|---|---|---|---|---|---|---|"]
     for row in rows:
+        full_cell = (f"{row['full_machine_images_per_second']:.0f} ({row['full_machine_epochs']})"
+                     if row["full_machine_images_per_second"] else "none (0)")
         lines.append(f"| {row['name']}: {row['description']} | {row['params']:,} | "
-                     f"{row['images_per_second']:.0f} | {row['vs_keras_io']}x | "
-                     f"{row['best_images_per_second']:.0f} | {row['best_vs_keras_io']}x | "
-                     f"{row['overall_images_per_second']:.0f} | {row['overall_vs_keras_io']}x | "
-                     f"{row['peak_rss_mb']} | {', '.join(f'{v:.0f}' for v in row['rounds'])} |")
+                     f"{row['images_per_second']:.0f} | {row['vs_keras_io']}x | {full_cell} | "
+                     f"{row['full_machine_vs_keras_io']}x | {row['peak_rss_mb']} | "
+                     + ", ".join(f"{e['images_per_second']:.0f} ({e['cores']:.1f})"
+                                 for e in row["epochs"]) + " |")
     lines += ["", f"Command: `python benchmarks/throughput.py --rounds {args.rounds} "
               f"--dataset {args.dataset}`"]
     write_results(args.out, "throughput", "\n".join(lines), {"header": header, "rows": rows})
@@ -163,7 +181,7 @@ def main():
 
 def _ratio(values, name):
     baseline = values.get("keras_io_recipe")
-    return round(values[name] / baseline, 2) if baseline else None
+    return round(values[name] / baseline, 2) if baseline and name in values else None
 
 
 def _tf_version():

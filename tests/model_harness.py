@@ -18,6 +18,7 @@ from vae_zoo.config import RunConfig
 from vae_zoo.config import load_zoo_config
 from vae_zoo.export import QUANTIZATIONS
 from vae_zoo.export import TOLERANCES
+from vae_zoo.export import as_float32
 from vae_zoo.export import convert_to_tflite
 from vae_zoo.export import export_saved_model
 from vae_zoo.export import parity
@@ -28,10 +29,10 @@ from vae_zoo.layers import Sampling
 IMAGE_SHAPES = [(28, 28, 1), (32, 32, 3), (64, 64, 3)]
 
 
-def build_zoo_model(model_name, image_shape, **overrides):
+def build_zoo_model(model_name, image_shape, precision="float32", **overrides):
     raw = load_zoo_config(model_name)
     raw["model"].update(overrides)
-    return RunConfig.from_dict(raw).model.build(image_shape)
+    return RunConfig.from_dict(raw).model.build(image_shape, precision=precision)
 
 
 def structured_images(n, image_shape, seed=0):
@@ -88,8 +89,8 @@ class ZooModelChecks:
     model_name = None
     model_overrides = {}  # model config values that differ from zoo_configs/<model_name>.yaml
 
-    def build(self, image_shape=(28, 28, 1)):
-        return build_zoo_model(self.model_name, image_shape, **self.model_overrides)
+    def build(self, image_shape=(28, 28, 1), precision="float32"):
+        return build_zoo_model(self.model_name, image_shape, precision, **self.model_overrides)
 
     @pytest.mark.parametrize("image_shape", IMAGE_SHAPES)
     def test_shapes(self, image_shape):
@@ -121,6 +122,34 @@ class ZooModelChecks:
         assert losses[-1] < 0.9 * losses[0], losses
         for key in ("reconstruction", "kl", "elbo"):
             assert np.isfinite(history.history[key][-1])
+
+    def test_mixed_bfloat16_trains_with_a_float32_objective_and_exports_float32(self, tmp_path):
+        keras.utils.set_random_seed(0)
+        model = self.build(precision="mixed_bfloat16")
+        hidden = [layer for layer in model.encoder.layers + model.decoder.layers
+                  if layer.weights and layer.name != "posterior"]
+        assert hidden and all(layer.compute_dtype == "bfloat16" for layer in hidden)
+        x = structured_images(64, (28, 28, 1))
+        outputs = model(x[:4])
+        assert {k: v.dtype for k, v in outputs.items()} == dict.fromkeys(outputs, tf.float32)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=False)
+        losses = model.fit(x, batch_size=16, epochs=4, verbose=0, shuffle=False).history["loss"]
+        assert np.all(np.isfinite(losses)) and losses[-1] < 0.9 * losses[0], losses
+        assert all(w.dtype == "float32" for w in model.weights)
+
+        model.save(tmp_path / "model.keras")
+        assert keras.models.load_model(tmp_path / "model.keras").dtype_policy.name == (
+            "mixed_bfloat16")
+        full = as_float32(model)
+        assert all(layer.compute_dtype == "float32" for layer in full.decoder.layers)
+        for a, b in zip(full.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        mixed_out = keras.ops.convert_to_numpy(model.reconstruct(x[:8]))
+        full_out = keras.ops.convert_to_numpy(full.reconstruct(x[:8]))
+        assert 0 < np.abs(full_out - mixed_out).max() < 0.05  # only bfloat16 rounding differs
+        loaded = tf.saved_model.load(str(export_saved_model(model, tmp_path / "served")))
+        served = loaded.signatures["reconstruct"](x=tf.constant(x[:8]))["reconstruction"]
+        np.testing.assert_allclose(served.numpy(), full_out, atol=1e-5)
 
     def test_config_round_trip(self):
         model = self.build()

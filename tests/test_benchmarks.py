@@ -2,6 +2,7 @@
 the scripts' business (benchmarks/results/), never asserted here."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,16 +27,23 @@ def test_throughput_script(tmp_path):
     assert [r["name"] for r in rows] == ["keras_io_recipe", "conv_vae_keras_io_arch"]
     assert rows[0]["vs_keras_io"] == 1.0 and all(r["images_per_second"] > 0 for r in rows)
     assert all(r["peak_rss_mb"] > 100 for r in rows)
+    assert all(len(r["epochs"]) == 1 and 0 < r["epochs"][0]["cores"] <= os.cpu_count() + 0.1
+               for r in rows)
     assert "| keras_io_recipe" in (tmp_path / "throughput.md").read_text()
 
 
 def test_quality_script(tmp_path):
-    run("quality.py", "--models", "dense_vae", "--datasets", "mnist_sample", "--mnist-epochs", "1",
-        "--k", "4", "--iw-examples", "8", "--out", str(tmp_path), "--runs", str(tmp_path / "runs"))
-    (row,) = json.loads((tmp_path / "quality.json").read_text())
-    assert (row["model"], row["iw_samples"], row["iw_examples"]) == ("dense_vae", 4, 8)
-    assert row["command"].startswith("python train.py --model dense_vae")
+    run("quality.py", "--models", "dense_vae", "--bf16-models", "dense_vae", "--datasets",
+        "mnist_sample", "--mnist-epochs", "1", "--k", "4", "--iw-examples", "8",
+        "--out", str(tmp_path), "--runs", str(tmp_path / "runs"))
+    rows = json.loads((tmp_path / "quality.json").read_text())
+    assert [(r["model"], r["precision"]) for r in rows] == [
+        ("dense_vae", "float32"), ("dense_vae", "mixed_bfloat16")]
+    assert all((r["iw_samples"], r["iw_examples"]) == (4, 8) for r in rows)
+    assert rows[0]["command"].startswith("python train.py --model dense_vae")
+    assert rows[1]["command"].endswith("--set train.precision=mixed_bfloat16")
     assert (tmp_path / "runs/mnist_sample-dense_vae/metrics.json").is_file()
+    assert (tmp_path / "runs/mnist_sample-dense_vae-mixed_bfloat16/metrics.json").is_file()
 
 
 def test_serving_script(tmp_path):
@@ -44,3 +52,11 @@ def test_serving_script(tmp_path):
     assert [r["format"] for r in rows] == ["SavedModel", "TFLite none", "TFLite dynamic",
                                            "TFLite float16", "TFLite int8"]
     assert all(r["batch1_ms"] > 0 and r["batch64_ms"] > 0 and r["bytes"] > 0 for r in rows)
+
+
+def test_output_layer_script(tmp_path):
+    run("output_layer.py", "--repeats", "2", "--rounds", "1", "--out", str(tmp_path))
+    rows = json.loads((tmp_path / "output_layer.json").read_text())
+    assert {(r["layer"], r["channels"]) for r in rows} == {
+        ("Conv2D", 1), ("Conv2DTranspose", 1), ("Conv2D", 3), ("Conv2DTranspose", 3)}
+    assert all(r["ms_per_step"] > 0 for r in rows)

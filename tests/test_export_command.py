@@ -55,3 +55,29 @@ def test_export_errors(run_dir, tmp_path):
     assert export(str(run_dir), "--base-path", str(base), "--no-tflite").returncode == 0
     result = export(str(run_dir), "--base-path", str(base), "--version", "1", "--no-tflite")
     assert result.returncode == 2 and "versions are never overwritten" in result.stderr
+
+
+def test_a_mixed_float16_run_trains_with_loss_scaling_and_exports_float32(tmp_path):
+    import csv
+
+    import keras
+
+    import vae_zoo  # noqa: F401  (registers the models with Keras)
+
+    run = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "train.py", "--model", "dense_vae", "--epochs", "3", "--run-dir", str(run),
+         "--dataset", "mnist_sample", "--set", "data.train_limit=512", "--set",
+         "data.test_limit=128", "--set", "train.precision=mixed_float16"], **ENV_ARGS)
+    assert result.returncode == 0, result.stderr
+    with open(run / "history.csv") as f:
+        losses = [float(row["loss"]) for row in csv.DictReader(f)]
+    assert len(losses) == 3 and losses[-1] < losses[0], losses
+    model = keras.models.load_model(run / "model.keras")
+    assert model.dtype_policy.name == "mixed_float16"
+    assert type(model.optimizer).__name__ == "LossScaleOptimizer"
+
+    result = export(str(run), "--name", "mixed", "--base-path", str(tmp_path / "exports"))
+    assert result.returncode == 0, result.stderr
+    assert "trained in mixed_float16: exporting its weights in float32" in result.stdout
+    assert (tmp_path / "exports" / "mixed.tflite").stat().st_size > 10_000

@@ -12,6 +12,7 @@ import yaml
 from vae_zoo.errors import UserInputError
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 class _Loader(yaml.SafeLoader):
@@ -64,9 +65,11 @@ class ModelConfig:
                 f"valid model keys: {', '.join(valid)}"
             )
 
-    def build(self, image_shape):
-        """Builds the Keras model for inputs of `image_shape`."""
-        return self.model_class()(image_shape=tuple(image_shape), name=self.name, **self.args)
+    def build(self, image_shape, precision="float32"):
+        """Builds the Keras model for inputs of `image_shape`, its hidden layers in `precision`."""
+        return self.model_class()(
+            image_shape=tuple(image_shape), name=self.name, dtype=precision, **self.args
+        )
 
 
 @dataclasses.dataclass
@@ -105,13 +108,19 @@ class DataConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    """How to optimise, on what devices, and how often to log pictures."""
+    """How to optimise, on what devices, in what precision, and how often to log pictures.
+
+    `precision` is the Keras dtype policy of the hidden layers: `mixed_bfloat16` for CPUs with
+    AVX512-BF16 or AMX and for TPUs and Ampere+ GPUs, `mixed_float16` (with loss scaling) for
+    older GPUs. The latent head, p(x|z) and the loss are float32 in every mode.
+    """
 
     epochs: int = 30
     learning_rate: float = 1e-3
     seed: int = 0
     strategy: str = "auto"
     jit_compile: Any = "auto"
+    precision: str = "float32"
     image_every: int = 1
 
     def validate(self):
@@ -126,6 +135,10 @@ class TrainConfig:
         if self.jit_compile not in ("auto", True, False):
             raise UserInputError(
                 f"train.jit_compile must be auto, true or false, got {self.jit_compile!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise UserInputError(
+                f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
         if self.image_every < 1:
             raise UserInputError(f"train.image_every must be >= 1, got {self.image_every}")

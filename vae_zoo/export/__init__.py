@@ -1,5 +1,6 @@
 """Shipping a trained model: SavedModels in TF Serving's layout, and multi-signature TFLite files."""
 
+from vae_zoo.export.saved_model import as_float32
 from vae_zoo.export.saved_model import export_saved_model
 from vae_zoo.export.saved_model import next_version
 from vae_zoo.export.signatures import DETERMINISTIC_SIGNATURES

@@ -81,13 +81,17 @@ def export_run(run_dir, name=None, base_path="exports", version=None, quantize=(
 
     from vae_zoo.export import DETERMINISTIC_SIGNATURES
     from vae_zoo.export import TOLERANCES
+    from vae_zoo.export import as_float32
     from vae_zoo.export import convert_to_tflite
     from vae_zoo.export import export_saved_model
     from vae_zoo.export import parity
     from vae_zoo.export import within_tolerance
     from vae_zoo.training.run_dir import load_run_model
 
-    model = load_run_model(run_dir)
+    trained = load_run_model(run_dir)
+    if trained.dtype_policy.name != "float32":
+        log(f"{run_dir} trained in {trained.dtype_policy.name}: exporting its weights in float32")
+    model = as_float32(trained)
     name = name or model.name
     if not name.replace("_", "").replace("-", "").isalnum():
         raise UserInputError(f"--name {name!r}: use letters, digits, '_' and '-' only")

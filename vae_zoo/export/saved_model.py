@@ -16,10 +16,23 @@ def next_version(model_dir):
     return max(versions, default=0) + 1
 
 
+def as_float32(model):
+    """`model` computing in float32 throughout, with the same weights (a copy if it was mixed).
+
+    A mixed-precision model keeps float32 weights but computes its hidden layers in bfloat16 or
+    float16; servers and TFLite get the float32 graph, which every runtime runs at full accuracy.
+    """
+    if model.dtype_policy.name == "float32":
+        return model
+    copy = type(model).from_config({**model.get_config(), "dtype": "float32"})
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def export_saved_model(model, model_dir, version=None):
     """Writes `model` as SavedModel `model_dir/<version>/` with every signature of `SIGNATURES`.
 
-    It is written to a hidden temporary folder beside the target and renamed into place, so a
+    A mixed-precision model is exported in float32 (`as_float32`). It is written to a hidden temporary folder beside the target and renamed into place, so a
     server watching `model_dir` never sees half a version. Returns the version folder.
     """
     model_dir = Path(model_dir)
@@ -29,6 +42,7 @@ def export_saved_model(model, model_dir, version=None):
     if target.exists():
         raise FileExistsError(f"{target} exists already; versions are never overwritten")
 
+    model = as_float32(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
     for name, (function, input_signature) in serving_endpoints(model).items():

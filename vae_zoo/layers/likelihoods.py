@@ -87,7 +87,9 @@ LIKELIHOODS = {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood}
 
 def get_likelihood(name, sigma=1.0, learn_sigma=False):
     if name == "bernoulli":
-        return BernoulliLikelihood(name="likelihood")
+        return BernoulliLikelihood(dtype="float32", name="likelihood")
     if name == "gaussian":
-        return GaussianLikelihood(sigma=sigma, learn_sigma=learn_sigma, name="likelihood")
+        return GaussianLikelihood(
+            sigma=sigma, learn_sigma=learn_sigma, dtype="float32", name="likelihood"
+        )
     raise UserInputError(f"unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}")

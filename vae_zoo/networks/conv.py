@@ -4,6 +4,7 @@ import keras
 
 from vae_zoo.errors import UserInputError
 from vae_zoo.layers import DiagonalGaussianHead
+from vae_zoo.networks.precision import float32_params
 
 
 def _check_image_shape(image_shape, filters):
@@ -17,7 +18,13 @@ def _check_image_shape(image_shape, filters):
 
 
 def build_conv_encoder(
-    image_shape, latent_dim, filters=(32, 64), hidden_units=(256,), kernel_size=3, **unused
+    image_shape,
+    latent_dim,
+    filters=(32, 64),
+    hidden_units=(256,),
+    kernel_size=3,
+    dtype=None,
+    **unused,
 ):
     """Stride-2 convolutions, then dense layers. Any height and width (odd sizes round up)."""
     _check_image_shape(image_shape, filters)
@@ -25,22 +32,38 @@ def build_conv_encoder(
     h = x
     for i, f in enumerate(filters):
         h = keras.layers.Conv2D(
-            f, kernel_size, strides=2, padding="same", activation="relu", name=f"conv_{i}"
+            f,
+            kernel_size,
+            strides=2,
+            padding="same",
+            activation="relu",
+            dtype=dtype,
+            name=f"conv_{i}",
         )(h)
-    h = keras.layers.Flatten()(h)
+    h = keras.layers.Flatten(dtype=dtype)(h)
     for i, units in enumerate(hidden_units):
-        h = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(h)
-    z_mean, z_log_var = DiagonalGaussianHead(latent_dim, name="posterior")(h)
+        h = keras.layers.Dense(units, activation="relu", dtype=dtype, name=f"dense_{i}")(h)
+    z_mean, z_log_var = DiagonalGaussianHead(latent_dim, dtype="float32", name="posterior")(h)
     return keras.Model(x, [z_mean, z_log_var], name="encoder")
 
 
 def build_conv_decoder(
-    image_shape, latent_dim, filters=(32, 64), hidden_units=(256,), kernel_size=3, **unused
+    image_shape,
+    latent_dim,
+    filters=(32, 64),
+    hidden_units=(256,),
+    kernel_size=3,
+    dtype=None,
+    **unused,
 ):
     """Mirror of the encoder with stride-2 transposed convolutions.
 
     The feature map starts at ceil(size / 2**len(filters)) so that upsampling covers the image;
     a centred crop removes the excess, which lets 28x28 work with three stride-2 layers.
+
+    The output layer is a stride-1 transposed convolution: the same map as a `Conv2D` (with the
+    kernel flipped), but with few output channels its forward and backward passes take about a
+    third less time in oneDNN on CPU (`benchmarks/output_layer.py`).
     """
     _check_image_shape(image_shape, filters)
     height, width, channels = image_shape
@@ -50,17 +73,28 @@ def build_conv_decoder(
     z = keras.Input(shape=(latent_dim,), name="z")
     h = z
     for i, units in enumerate(reversed(hidden_units)):
-        h = keras.layers.Dense(units, activation="relu", name=f"dense_{i}")(h)
-    h = keras.layers.Dense(h0 * w0 * filters[-1], activation="relu", name="project")(h)
-    h = keras.layers.Reshape((h0, w0, filters[-1]))(h)
+        h = keras.layers.Dense(units, activation="relu", dtype=dtype, name=f"dense_{i}")(h)
+    h = keras.layers.Dense(
+        h0 * w0 * filters[-1], activation="relu", dtype=dtype, name="project"
+    )(h)
+    h = keras.layers.Reshape((h0, w0, filters[-1]), dtype=dtype)(h)
     for i, f in enumerate(reversed(filters)):
         h = keras.layers.Conv2DTranspose(
-            f, kernel_size, strides=2, padding="same", activation="relu", name=f"deconv_{i}"
+            f,
+            kernel_size,
+            strides=2,
+            padding="same",
+            activation="relu",
+            dtype=dtype,
+            name=f"deconv_{i}",
         )(h)
-    params = keras.layers.Conv2D(channels, kernel_size, padding="same", name="output")(h)
+    params = keras.layers.Conv2DTranspose(
+        channels, kernel_size, padding="same", dtype=dtype, name="output"
+    )(h)
     extra_h, extra_w = h0 * stride - height, w0 * stride - width
     if extra_h or extra_w:
         params = keras.layers.Cropping2D(
-            ((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2))
+            ((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2)),
+            dtype=dtype,
         )(params)
-    return keras.Model(z, params, name="decoder")
+    return keras.Model(z, float32_params(params), name="decoder")

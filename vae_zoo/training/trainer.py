@@ -42,7 +42,7 @@ def prepare(config):
     data = load_image_data(config.data, seed=config.train.seed)
     strategy = resolve_strategy(config.train.strategy)
     with strategy.scope():
-        model = config.model.build(data.image_shape)
+        model = config.model.build(data.image_shape, precision=config.train.precision)
         model.compile(
             optimizer=keras.optimizers.Adam(config.train.learning_rate),
             jit_compile=resolve_jit_compile(config.train.jit_compile),
