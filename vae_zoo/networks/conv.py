@@ -17,13 +17,13 @@ def _check_image_shape(image_shape, filters):
         raise UserInputError("the conv network needs at least one entry in model.filters")
 
 
+def _stride_2(kernel_size, dtype):
+    """The arguments every down- and up-sampling layer shares."""
+    return dict(kernel_size=kernel_size, strides=2, padding="same", activation="relu", dtype=dtype)
+
+
 def build_conv_encoder(
-    image_shape,
-    latent_dim,
-    filters=(32, 64),
-    hidden_units=(256,),
-    kernel_size=3,
-    dtype=None,
+    image_shape, latent_dim, filters=(32, 64), hidden_units=(256,), kernel_size=3, dtype=None,
     **unused,
 ):
     """Stride-2 convolutions, then dense layers. Any height and width (odd sizes round up)."""
@@ -31,15 +31,7 @@ def build_conv_encoder(
     x = keras.Input(shape=tuple(image_shape), name="x")
     h = x
     for i, f in enumerate(filters):
-        h = keras.layers.Conv2D(
-            f,
-            kernel_size,
-            strides=2,
-            padding="same",
-            activation="relu",
-            dtype=dtype,
-            name=f"conv_{i}",
-        )(h)
+        h = keras.layers.Conv2D(f, name=f"conv_{i}", **_stride_2(kernel_size, dtype))(h)
     h = keras.layers.Flatten(dtype=dtype)(h)
     for i, units in enumerate(hidden_units):
         h = keras.layers.Dense(units, activation="relu", dtype=dtype, name=f"dense_{i}")(h)
@@ -48,12 +40,7 @@ def build_conv_encoder(
 
 
 def build_conv_decoder(
-    image_shape,
-    latent_dim,
-    filters=(32, 64),
-    hidden_units=(256,),
-    kernel_size=3,
-    dtype=None,
+    image_shape, latent_dim, filters=(32, 64), hidden_units=(256,), kernel_size=3, dtype=None,
     **unused,
 ):
     """Mirror of the encoder with stride-2 transposed convolutions.
@@ -79,15 +66,7 @@ def build_conv_decoder(
     )(h)
     h = keras.layers.Reshape((h0, w0, filters[-1]), dtype=dtype)(h)
     for i, f in enumerate(reversed(filters)):
-        h = keras.layers.Conv2DTranspose(
-            f,
-            kernel_size,
-            strides=2,
-            padding="same",
-            activation="relu",
-            dtype=dtype,
-            name=f"deconv_{i}",
-        )(h)
+        h = keras.layers.Conv2DTranspose(f, name=f"deconv_{i}", **_stride_2(kernel_size, dtype))(h)
     params = keras.layers.Conv2DTranspose(
         channels, kernel_size, padding="same", dtype=dtype, name="output"
     )(h)
