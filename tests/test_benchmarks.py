@@ -49,8 +49,11 @@ def test_quality_script(tmp_path):
 def test_serving_script(tmp_path):
     run("serving.py", "--calls", "10", "--out", str(tmp_path))
     rows = json.loads((tmp_path / "serving.json").read_text())
-    assert [r["format"] for r in rows] == ["SavedModel", "TFLite none", "TFLite dynamic",
-                                           "TFLite float16", "TFLite int8"]
+    modes = ["none", "dynamic", "float16", "int8"]
+    threads = sorted({1, os.cpu_count()})
+    assert [r["format"] for r in rows] == ["SavedModel"] + [
+        f"TFLite {mode}, {n} thread{'s' if n > 1 else ''}" for mode in modes for n in threads]
+    assert [r["threads"] for r in rows[1:]] == threads * len(modes)
     assert all(r["batch1_ms"] > 0 and r["batch64_ms"] > 0 and r["bytes"] > 0 for r in rows)
 
 
