@@ -12,15 +12,19 @@ ENV_ARGS = {"cwd": REPO, "capture_output": True, "text": True, "timeout": 600}
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    run = tmp_path_factory.mktemp("export") / "run"
+def train_dense_vae(run, epochs, *args):
+    """A small dense_vae run folder at `run`, trained on 512 sample digits."""
     result = subprocess.run(
-        [sys.executable, "train.py", "--model", "dense_vae", "--epochs", "1", "--run-dir", str(run),
-         "--dataset", "mnist_sample", "--set", "data.train_limit=512", "--set", "data.test_limit=128"],
-        **ENV_ARGS)
+        [sys.executable, "train.py", "--model", "dense_vae", "--epochs", str(epochs), "--run-dir",
+         str(run), "--dataset", "mnist_sample", "--set", "data.train_limit=512", "--set",
+         "data.test_limit=128", *args], **ENV_ARGS)
     assert result.returncode == 0, result.stderr
     return run
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return train_dense_vae(tmp_path_factory.mktemp("export") / "run", 1)
 
 
 def export(*args):
@@ -64,12 +68,7 @@ def test_a_mixed_float16_run_trains_with_loss_scaling_and_exports_float32(tmp_pa
 
     import vae_zoo  # noqa: F401  (registers the models with Keras)
 
-    run = tmp_path / "run"
-    result = subprocess.run(
-        [sys.executable, "train.py", "--model", "dense_vae", "--epochs", "3", "--run-dir", str(run),
-         "--dataset", "mnist_sample", "--set", "data.train_limit=512", "--set",
-         "data.test_limit=128", "--set", "train.precision=mixed_float16"], **ENV_ARGS)
-    assert result.returncode == 0, result.stderr
+    run = train_dense_vae(tmp_path / "run", 3, "--set", "train.precision=mixed_float16")
     with open(run / "history.csv") as f:
         losses = [float(row["loss"]) for row in csv.DictReader(f)]
     assert len(losses) == 3 and losses[-1] < losses[0], losses

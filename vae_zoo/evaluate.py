@@ -47,9 +47,10 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
                             seed=config.train.seed, binarize=config.data.binarize,
                             image_size=config.data.image_size)
     log(f"evaluating {run_dir} on {data.sizes['test']} test images of {data.source}")
-    results, drawn = evaluate_and_report(model, data, batches, run_dir, step=config.train.epochs,
-                                         num_samples=num_samples, max_examples=max_examples,
-                                         draw=draw)
+    results, drawn = evaluate_and_report(model, data, batches, run_dir,
+                                         Path(run_dir) / run_files.TENSORBOARD_DIR,
+                                         step=config.train.epochs, num_samples=num_samples,
+                                         max_examples=max_examples, draw=draw)
     path = Path(run_dir) / run_files.METRICS_FILE
     metrics = json.loads(path.read_text()) if path.is_file() else {}
     metrics["test"] = results

@@ -65,16 +65,17 @@ def write_scalars(writer, results, step):
     writer.flush()
 
 
-def evaluate_and_report(model, data, batches, run_dir, step, num_samples, max_examples=None,
-                        draw=True, progress=True):
+def evaluate_and_report(model, data, batches, run_dir, tensorboard_dir, step, num_samples,
+                        max_examples=None, draw=True, progress=True):
     """Evaluates on the test split and writes TensorBoard scalars (and pictures, if `draw`).
 
     The IW NLL uses k = `num_samples` on the first `max_examples` test images (None: all).
+    Pictures go to `run_dir/pictures/`, TensorBoard events to `tensorboard_dir/evaluation/`.
     Returns `(results, picture_paths)`.
     """
     results, z_means = evaluate_model(
         model, data, batches, num_samples, max_examples, model.likelihood_name, progress)
-    tensorboard_dir = Path(run_dir) / "tensorboard"
+    tensorboard_dir = Path(tensorboard_dir)
     writer = tf.summary.create_file_writer(str(tensorboard_dir / "evaluation"))
     write_scalars(writer, results, step)
     drawn = []

@@ -32,8 +32,9 @@ def as_float32(model):
 def export_saved_model(model, model_dir, version=None):
     """Writes `model` as SavedModel `model_dir/<version>/` with every signature of `SIGNATURES`.
 
-    A mixed-precision model is exported in float32 (`as_float32`). It is written to a hidden temporary folder beside the target and renamed into place, so a
-    server watching `model_dir` never sees half a version. Returns the version folder.
+    A mixed-precision model is exported in float32 (`as_float32`). It is written to a hidden
+    temporary folder beside the target and renamed into place, so a server watching `model_dir`
+    never sees half a version. Returns the version folder.
     """
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,9 @@ class VAE(keras.Model):
         learn_sigma: bool. Learn the Gaussian scale.
         beta: float. Weight on the KL term (1.0 is the ELBO).
         dtype: Keras dtype policy of the hidden layers, e.g. `"mixed_bfloat16"` to compute them
-            in bfloat16 (about 1.25x faster on CPUs with AVX512-BF16 or AMX). The posterior,
-            the sampling, p(x|z) and the loss stay float32 (`vae_zoo/networks/precision.py`).
+            in bfloat16 (faster on CPUs with AVX512-BF16 or AMX: `benchmarks/throughput.py`).
+            The posterior, the sampling, p(x|z) and the loss stay float32
+            (`vae_zoo/networks/precision.py`).
     """
 
     def __init__(

@@ -121,7 +121,7 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
     log(f"evaluating on {data.sizes['test']} test images "
         f"(importance-weighted NLL with k={config.eval.iw_samples})")
     test, drawn = evaluate_and_report(
-        model, data, batches["test"], run_dir, step=config.train.epochs,
+        model, data, batches["test"], run_dir, tensorboard_dir, step=config.train.epochs,
         num_samples=config.eval.iw_samples, max_examples=config.eval.iw_examples,
         draw=config.eval.pictures, progress=verbose == 1)
     metrics = {
