@@ -40,5 +40,10 @@ setup(
         "test": ["pytest>=8", "pytest-timeout>=2.3"],
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
     },
-    entry_points={"console_scripts": ["vae-zoo-train=vae_zoo.training.cli:main"]},
+    entry_points={"console_scripts": [
+        "vae-zoo-train=vae_zoo.commands.train:main",
+        "vae-zoo-evaluate=vae_zoo.commands.evaluate:main",
+        "vae-zoo-export=vae_zoo.commands.export:main",
+        "vae-zoo-serve=vae_zoo.serving.cli:main",
+    ]},
 )

@@ -5,7 +5,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the way
 
-from vae_zoo.training.cli import main  # noqa: E402
+from vae_zoo.commands.train import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -39,8 +39,8 @@ def main():
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
-    from vae_zoo.export.command import export_run
-    from vae_zoo.export.command import folder_size
+    from vae_zoo.commands.export import export_run
+    from vae_zoo.commands.export import folder_size
 
     workdir = Path(tempfile.mkdtemp(prefix="serving-bench-"))
     run_dir = args.run_dir

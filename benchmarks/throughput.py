@@ -53,10 +53,10 @@ def load_images(dataset):
     import numpy as np
 
     from vae_zoo.config import DataConfig
-    from vae_zoo.data import load_image_data
+    from vae_zoo.data import load_data
 
-    data = load_image_data(DataConfig(dataset=dataset))
-    return np.stack(list(data.train.as_numpy_iterator())), data.source
+    data = load_data(DataConfig(dataset=dataset))
+    return np.stack([e["x"] for e in data.splits["train"].as_numpy_iterator()]), data.source
 
 
 def build(name, dataset, images):
@@ -81,7 +81,8 @@ def build(name, dataset, images):
 
     raw = apply_overrides(load_zoo_config(zoo_model), [f"data.dataset={dataset}", *overrides])
     _, model = prepare(RunConfig.from_dict(raw))
-    batches = make_pipeline(tf.data.Dataset.from_tensor_slices(images), BATCH_SIZE, training=True)
+    batches = make_pipeline(tf.data.Dataset.from_tensor_slices({"x": images}), BATCH_SIZE,
+                            training=True)
     return model, lambda: model.fit(batches, epochs=1, verbose=0, shuffle=False)
 
 

@@ -7,49 +7,74 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from vae_zoo.config import DataConfig
-from vae_zoo.data import load_image_data
+from vae_zoo.data import load_data
+from vae_zoo.data import make_batches
 from vae_zoo.data import make_pipeline
-from vae_zoo.data import sources
 from vae_zoo.data.idx import read_idx
+from vae_zoo.data.sources import fashion_mnist
+from vae_zoo.data.sources import tfds_catalog
+from vae_zoo.data.sources.mnist import EMBEDDED_MNIST
 from vae_zoo.errors import UserInputError
 
 
-def first_batch(images, **kwargs):
-    return next(iter(make_pipeline(images, 32, training=False, **kwargs))).numpy()
+def first_batch(examples, **kwargs):
+    if isinstance(examples.element_spec, dict):
+        return next(iter(make_pipeline(examples, 32, training=False, **kwargs)))["x"].numpy()
+    images = examples.map(lambda x: {"x": x})
+    return next(iter(make_pipeline(images, 32, training=False, **kwargs)))["x"].numpy()
+
+
+def offline(monkeypatch, reachable=False):
+    monkeypatch.setattr(tfds_catalog, "download_reachable", lambda timeout=2.0: reachable)
 
 
 def test_embedded_sample_is_real_mnist_split_three_ways():
-    data = load_image_data(DataConfig(dataset="mnist_sample"))
+    data = load_data(DataConfig(dataset="mnist_sample"))
     assert data.image_shape == (28, 28, 1)
     assert data.sizes == {"train": 4750, "validation": 250, "test": 10000}
     assert "embedded MNIST sample" in data.source
-    x = first_batch(data.test)
+    x = first_batch(data.splits["test"])
     assert x.dtype == np.float32 and x.shape == (32, 28, 28, 1)
     assert x.min() == 0.0 and x.max() == 1.0
     assert 0.1 < x.mean() < 0.15  # MNIST's mean intensity is 0.13
 
 
+def test_labels_travel_with_their_images_in_every_split():
+    data = load_data(DataConfig(dataset="mnist_sample"))
+    assert data.spec.num_classes == 10 and data.spec.keys == ("x", "y")
+    with np.load(EMBEDDED_MNIST) as raw:
+        x_test, y_test = raw["x_test"], raw["y_test"]
+        train_labels = {x.tobytes(): int(y) for x, y in zip(raw["x_train"], raw["y_train"])}
+    batch = next(iter(make_batches(data, "test", DataConfig(batch_size=64))))
+    np.testing.assert_array_equal(batch["y"].numpy(), y_test[:64])
+    np.testing.assert_allclose(batch["x"].numpy()[..., 0], x_test[:64] / 255.0, atol=1e-6)
+    for split in ("train", "validation"):  # shuffled before the split: pairs stay together
+        for example in data.splits[split].take(50).as_numpy_iterator():
+            assert train_labels[example["x"].tobytes()] == example["y"]
+
+
 def test_mnist_falls_back_to_the_embedded_sample_and_says_so(monkeypatch):
-    monkeypatch.setattr(sources, "_download_reachable", lambda timeout=2.0: False)
-    data = load_image_data(DataConfig(dataset="mnist"))
+    offline(monkeypatch)
+    data = load_data(DataConfig(dataset="mnist"))
     assert data.source.startswith("embedded MNIST sample (TFDS mnist is not prepared")
 
 
 def test_training_order_is_shuffled_and_seeded():
-    data = load_image_data(DataConfig(dataset="mnist_sample"))
-    labels_order = [first_batch(data.train).sum() for _ in range(2)]
+    data = load_data(DataConfig(dataset="mnist_sample"))
+    labels_order = [first_batch(data.splits["train"]).sum() for _ in range(2)]
     # The embedded sample is sorted by label; the loader permutes it before splitting.
-    train = np.stack(list(data.train.take(500).as_numpy_iterator()))
-    assert train.reshape(500, -1).sum(1).std() > 0
-    again = load_image_data(DataConfig(dataset="mnist_sample"))
-    np.testing.assert_array_equal(train, np.stack(list(again.train.take(500).as_numpy_iterator())))
+    train = np.stack([e["y"] for e in data.splits["train"].take(500).as_numpy_iterator()])
+    assert len(set(train.tolist())) == 10
+    again = load_data(DataConfig(dataset="mnist_sample"))
+    np.testing.assert_array_equal(
+        train, np.stack([e["y"] for e in again.splits["train"].take(500).as_numpy_iterator()]))
     assert labels_order[0] == labels_order[1]  # unshuffled pipeline is deterministic
 
 
 def test_dynamic_binarisation_draws_new_pixels_each_epoch():
-    images = tf.data.Dataset.from_tensor_slices(np.full((64, 8, 8, 1), 0.5, "float32"))
+    images = tf.data.Dataset.from_tensor_slices({"x": np.full((64, 8, 8, 1), 0.5, "float32")})
     ds = make_pipeline(images, 64, training=True, binarize=True, seed=1)
-    first, second = [next(iter(ds)).numpy() for _ in range(2)]
+    first, second = [next(iter(ds))["x"].numpy() for _ in range(2)]
     assert set(np.unique(first)) == {0.0, 1.0}
     assert abs(first.mean() - 0.5) < 0.05
     assert (first != second).mean() > 0.3
@@ -77,37 +102,39 @@ def test_idx_reader_round_trip(tmp_path):
 
 def test_fashion_mnist_from_a_data_dir(tmp_path):
     rng = np.random.default_rng(0)
-    for key, stem in sources.FASHION_MNIST_FILES.items():
+    for key, stem in fashion_mnist.FASHION_MNIST_FILES.items():
         n = 40 if "train" in key else 10
         shape = (n, 28, 28) if key.startswith("x") else (n,)
         write_idx(tmp_path / f"{stem}.gz", rng.integers(0, 256, shape))
-    data = load_image_data(DataConfig(dataset="fashion_mnist", data_dir=str(tmp_path)))
+    data = load_data(DataConfig(dataset="fashion_mnist", data_dir=str(tmp_path)))
     assert data.sizes == {"train": 38, "validation": 2, "test": 10}
     assert data.image_shape == (28, 28, 1)
     with pytest.raises(UserInputError, match="does not hold the IDX files"):
-        load_image_data(DataConfig(dataset="fashion_mnist", data_dir=str(tmp_path / "none")))
+        load_data(DataConfig(dataset="fashion_mnist", data_dir=str(tmp_path / "none")))
 
 
 def test_tfds_path_with_mocked_data(monkeypatch):
-    monkeypatch.setattr(sources, "_download_reachable", lambda timeout=2.0: True)
+    offline(monkeypatch, reachable=True)
     with tfds.testing.mock_data(num_examples=20):
-        data = load_image_data(DataConfig(dataset="mnist", train_limit=12, test_limit=5))
+        data = load_data(DataConfig(dataset="mnist", train_limit=12, test_limit=5))
         assert data.source == "TFDS mnist"
-        assert data.image_shape == (28, 28, 1)
-        assert first_batch(data.train).shape == (12, 28, 28, 1)
-        assert first_batch(data.test).shape == (5, 28, 28, 1)
-        cifar = load_image_data(DataConfig(dataset="cifar10"))
-        x = first_batch(cifar.train)
+        assert data.image_shape == (28, 28, 1) and data.spec.num_classes == 10
+        assert first_batch(data.splits["train"]).shape == (12, 28, 28, 1)
+        assert first_batch(data.splits["test"]).shape == (5, 28, 28, 1)
+        label = next(iter(data.splits["test"]))["y"]
+        assert label.dtype == tf.int64 and 0 <= int(label) < 10
+        cifar = load_data(DataConfig(dataset="cifar10"))
+        x = first_batch(cifar.splits["train"])
         assert cifar.image_shape == (32, 32, 3) and x.shape[1:] == (32, 32, 3)
         assert 0.0 <= x.min() and x.max() <= 1.0
 
 
 def test_tfds_dataset_that_cannot_be_had_is_a_clear_error(monkeypatch):
-    monkeypatch.setattr(sources, "_download_reachable", lambda timeout=2.0: False)
+    offline(monkeypatch)
     with pytest.raises(UserInputError, match="'cifar10' is not prepared .* cannot be downloaded"):
-        load_image_data(DataConfig(dataset="cifar10"))
+        load_data(DataConfig(dataset="cifar10"))
     with pytest.raises(UserInputError, match="unknown dataset 'not_a_dataset'"):
-        load_image_data(DataConfig(dataset="not_a_dataset"))
+        load_data(DataConfig(dataset="not_a_dataset"))
 
 
 def save_pngs(folder, sizes, mode="RGB"):
@@ -121,49 +148,56 @@ def save_pngs(folder, sizes, mode="RGB"):
 def test_image_folder(tmp_path):
     save_pngs(tmp_path / "a", [(20, 24)] * 10)
     save_pngs(tmp_path / "a" / "nested", [(20, 24)] * 10)
-    data = load_image_data(DataConfig(dataset=str(tmp_path / "a")))
+    data = load_data(DataConfig(dataset=str(tmp_path / "a")))
     assert data.image_shape == (20, 24, 3)
     assert data.sizes == {"train": 17, "validation": 1, "test": 2}
+    assert data.spec.num_classes is None  # images at the top level: no classes
+    save_pngs(tmp_path / "classes" / "cat", [(8, 8)] * 6)
+    save_pngs(tmp_path / "classes" / "dog", [(8, 8)] * 4)
+    classes = load_data(DataConfig(dataset=str(tmp_path / "classes")))
+    assert classes.spec.num_classes == 2
+    labels = [int(e["y"]) for split in classes.splits.values() for e in split]
+    assert sorted(labels) == [0] * 6 + [1] * 4
     grey = tmp_path / "grey"
     save_pngs(grey, [(16, 16)] * 5, mode="L")
-    assert load_image_data(DataConfig(dataset=str(grey))).image_shape == (16, 16, 1)
+    assert load_data(DataConfig(dataset=str(grey))).image_shape == (16, 16, 1)
 
 
 def test_image_folder_errors(tmp_path):
     with pytest.raises(UserInputError, match="does not exist"):
-        load_image_data(DataConfig(dataset=str(tmp_path / "missing")))
+        load_data(DataConfig(dataset=str(tmp_path / "missing")))
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("hi")
     with pytest.raises(UserInputError, match="holds no images"):
-        load_image_data(DataConfig(dataset=str(tmp_path / "empty")))
+        load_data(DataConfig(dataset=str(tmp_path / "empty")))
     save_pngs(tmp_path / "mixed", [(20, 20), (30, 40)] * 3)
     with pytest.raises(UserInputError, match=r"different sizes .* data.image_size=\[20,20\]"):
-        load_image_data(DataConfig(dataset=str(tmp_path / "mixed")))
-    data = load_image_data(DataConfig(dataset=str(tmp_path / "mixed"), image_size=[8, 12]))
+        load_data(DataConfig(dataset=str(tmp_path / "mixed")))
+    data = load_data(DataConfig(dataset=str(tmp_path / "mixed"), image_size=[8, 12]))
     assert data.image_shape == (8, 12, 3)
 
 
 def test_array_files(tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (50, 12, 12), dtype=np.uint8)
     np.save(tmp_path / "x.npy", x)
-    data = load_image_data(DataConfig(dataset=str(tmp_path / "x.npy"), test_fraction=0.2))
+    data = load_data(DataConfig(dataset=str(tmp_path / "x.npy"), test_fraction=0.2))
     assert data.image_shape == (12, 12, 1)
     assert data.sizes == {"train": 38, "validation": 2, "test": 10}
     np.savez(tmp_path / "split.npz", x_train=x[:40] / 255.0, x_test=x[40:] / 255.0)
-    data = load_image_data(DataConfig(dataset=str(tmp_path / "split.npz")))
+    data = load_data(DataConfig(dataset=str(tmp_path / "split.npz")))
     assert data.sizes["test"] == 10
     np.save(tmp_path / "raw.npy", x.astype(np.float32))
     with pytest.raises(UserInputError, match=r"uint8 \(0..255\) or floats in \[0, 1\]"):
-        load_image_data(DataConfig(dataset=str(tmp_path / "raw.npy")))
+        load_data(DataConfig(dataset=str(tmp_path / "raw.npy")))
     np.savez(tmp_path / "odd.npz", a=x, b=x)
     with pytest.raises(UserInputError, match="expected x_train and x_test, or a single array"):
-        load_image_data(DataConfig(dataset=str(tmp_path / "odd.npz")))
+        load_data(DataConfig(dataset=str(tmp_path / "odd.npz")))
 
 
 def test_held_out_binarisation_is_the_same_on_every_pass():
-    images = tf.data.Dataset.from_tensor_slices(np.full((64, 8, 8, 1), 0.5, "float32"))
+    images = tf.data.Dataset.from_tensor_slices({"x": np.full((64, 8, 8, 1), 0.5, "float32")})
     ds = make_pipeline(images, 16, training=False, binarize=True, seed=1)
-    first, second = (np.concatenate(list(ds.as_numpy_iterator())) for _ in range(2))
+    first, second = (np.concatenate([b["x"] for b in ds.as_numpy_iterator()]) for _ in range(2))
     assert set(np.unique(first)) == {0.0, 1.0} and abs(first.mean() - 0.5) < 0.05
     np.testing.assert_array_equal(first, second)
     assert (first[0] != first[1]).any()  # each image has its own draw

@@ -42,7 +42,7 @@ def test_export_writes_versions_and_every_tflite_mode(run_dir, tmp_path):
                  "digits.int8.tflite"):
         assert (base / name).stat().st_size > 10_000, name
     assert result.stdout.count("ms/call at batch 1") == 4
-    assert "reconstruct max |diff| vs Keras" in result.stdout
+    assert "max |diff| vs Keras" in result.stdout and "over serving_default, reconstruct, decode" in result.stdout
     # Hidden temporary folders are gone: a watching server only ever sees finished versions.
     assert sorted(p.name for p in (base / "digits").iterdir()) == ["1"]
 

@@ -12,7 +12,7 @@ from vae_zoo.layers import DiagonalGaussianHead
 from vae_zoo.layers import GaussianLikelihood
 from vae_zoo.layers import Sampling
 from vae_zoo.layers import get_likelihood
-from vae_zoo.layers import kl_to_standard_normal
+from vae_zoo.distributions import kl_to_standard_normal
 
 rng = np.random.default_rng(0)
 

@@ -21,7 +21,7 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from export.client import ServingClient
-from tests.model_harness import build_zoo_model
+from vae_zoo.testing.harness import build_zoo_model
 from vae_zoo.export import export_saved_model
 
 REPO = Path(__file__).resolve().parent.parent

@@ -78,14 +78,14 @@ def test_train_writes_a_complete_run_folder(tmp_path):
     assert (run / "tensorboard/projector_config.pbtxt").is_file()
     assert len((run / "tensorboard/metadata.tsv").read_text().splitlines()) == 257
 
-    result = subprocess.run([sys.executable, "-m", "vae_zoo.evaluate", str(run), "-k", "20",
+    result = subprocess.run([sys.executable, "evaluate.py", str(run), "-k", "20",
                              "--examples", "32", "--no-pictures"], cwd=REPO, env=ENV,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "IW NLL" in result.stdout and "k=20, 32 images" in result.stdout
     updated = json.loads((run / "metrics.json").read_text())["test"]
     assert (updated["iw_samples"], updated["iw_examples"]) == (20, 32)
-    result = subprocess.run([sys.executable, "-m", "vae_zoo.evaluate", str(tmp_path / "nope")],
+    result = subprocess.run([sys.executable, "evaluate.py", str(tmp_path / "nope")],
                             cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and "holds no model.keras" in result.stderr
 
@@ -106,6 +106,8 @@ def test_default_run_folder_is_numbered_when_taken(tmp_path):
     (lambda d: ["--set", "model.bogus=1"], "unknown config key(s) model.bogus"),
     (lambda d: ["--dataset", str(d / "vectors.npy")], "the conv network needs images of shape"),
     (lambda d: ["--epochs", "0"], "train.epochs must be >= 1"),
+    (lambda d: ["--model", "dense_vae", "--set", "model.filters=[8]"],
+     "model.filters does not apply to the dense network; it takes hidden_units"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, make_args, message):
     (tmp_path / "empty").mkdir()

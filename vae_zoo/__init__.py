@@ -7,8 +7,11 @@ Importing the package registers every model and layer with Keras, so that
 from vae_zoo.config import RunConfig
 from vae_zoo.config import available_models
 from vae_zoo.config import load_zoo_config
+from vae_zoo.data import DataSpec
 from vae_zoo.errors import UserInputError
 from vae_zoo.models import VAE
 from vae_zoo.models import BetaVAE
+from vae_zoo.models import ZooModel
+from vae_zoo.run_folder import RunFolder
 
 __version__ = "0.1.0"

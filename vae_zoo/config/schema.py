@@ -32,29 +32,31 @@ def load_yaml(stream):
 
 @dataclasses.dataclass
 class ModelConfig:
-    """Which class to build and its constructor arguments (all but `image_shape`, taken from data)."""
+    """Which class to build and its constructor arguments (all but those taken from the data)."""
 
     name: str
     class_name: str
     args: dict = dataclasses.field(default_factory=dict)
 
     def model_class(self):
-        from vae_zoo.models import MODEL_CLASSES
+        from vae_zoo.models import MODELS
 
-        if self.class_name not in MODEL_CLASSES:
+        if self.class_name not in MODELS:
             raise UserInputError(
                 f"model {self.name!r}: unknown class_name {self.class_name!r}; "
-                f"known classes: {', '.join(sorted(MODEL_CLASSES))}"
+                f"known classes: {', '.join(MODELS.names())}"
             )
-        return MODEL_CLASSES[self.class_name]
+        return MODELS.get(self.class_name)
 
     def valid_args(self):
-        """Constructor arguments of the class and its bases, without image_shape."""
+        """Constructor arguments of the class and its bases, without those taken from the data."""
+        from vae_zoo.models import ZooModel
+
         names = set()
         for cls in self.model_class().__mro__:
-            if cls.__module__.startswith("vae_zoo."):
+            if issubclass(cls, ZooModel):  # the zoo's classes, not keras.Model's arguments
                 names |= set(inspect.signature(cls.__init__).parameters)
-        return sorted(names - {"self", "image_shape", "kwargs"})
+        return sorted(names - {"self", "kwargs", *self.model_class().data_arguments})
 
     def validate(self):
         valid = self.valid_args()
@@ -65,10 +67,10 @@ class ModelConfig:
                 f"valid model keys: {', '.join(valid)}"
             )
 
-    def build(self, image_shape, precision="float32"):
-        """Builds the Keras model for inputs of `image_shape`, its hidden layers in `precision`."""
-        return self.model_class()(
-            image_shape=tuple(image_shape), name=self.name, dtype=precision, **self.args
+    def build(self, data_spec, precision="float32"):
+        """Builds the Keras model for a dataset's `DataSpec`, its hidden layers in `precision`."""
+        return self.model_class().from_data_spec(
+            data_spec, name=self.name, dtype=precision, **self.args
         )
 
 
@@ -146,7 +148,7 @@ class TrainConfig:
 
 @dataclasses.dataclass
 class EvalConfig:
-    """The held-out evaluation at the end of training (`python -m vae_zoo.evaluate` for more).
+    """The held-out evaluation at the end of training (`python evaluate.py` for more).
 
     The importance-weighted NLL costs k decoder passes per image: k = 5000 (the IWAE paper's) on
     the full MNIST test set takes about an hour on 2 CPU cores, so training ends with a cheaper one.

@@ -5,7 +5,6 @@ Each `*_grid` function returns one float image `(H, W, C)` in [0, 1].
 
 import keras
 import numpy as np
-import tensorflow_probability as tfp
 
 from vae_zoo.evaluation.images import image_grid
 from vae_zoo.evaluation.images import reconstruction_grid
@@ -16,8 +15,8 @@ def _numpy(tensor):
 
 
 def sample_grid(model, num_samples=64, seed=0):
-    noise = np.random.default_rng(seed).standard_normal((num_samples, model.latent_dim))
-    return image_grid(_numpy(model.decode(noise.astype("float32"))))
+    """Images drawn from the model with a fixed seed, so epochs compare like with like."""
+    return image_grid(_numpy(model.sample(num_samples, seed=seed)))
 
 
 def reconstructions(model, images):
@@ -25,12 +24,12 @@ def reconstructions(model, images):
 
 
 def traversal_grid(model, image, steps=9, limit=3.0, max_dims=32):
-    """One row per latent dimension: z_i swept over [-limit, limit], the others at E[q(z|image)]."""
-    z_mean, _ = model.encode(image[None])
-    z = np.repeat(_numpy(z_mean), steps, axis=0)
+    """One row per code dimension: z_i swept over [-limit, limit], the others at the image's code."""
+    code = _numpy(model.representation(image[None]))
+    z = np.repeat(code, steps, axis=0)
     values = np.linspace(-limit, limit, steps, dtype="float32")
     rows = []
-    for i in range(min(model.latent_dim, max_dims)):
+    for i in range(min(code.shape[-1], max_dims)):
         zi = z.copy()
         zi[:, i] = values
         rows.append(_numpy(model.decode(zi)))
@@ -38,40 +37,41 @@ def traversal_grid(model, image, steps=9, limit=3.0, max_dims=32):
 
 
 def interpolation_grid(model, pairs, steps=10):
-    """One row per pair of images: decoded points on the line between their posterior means."""
+    """One row per pair of images: decoded points on the line between their codes."""
     rows = []
     for a, b in pairs:
-        z_mean, _ = model.encode(np.stack([a, b]))
-        z_a, z_b = _numpy(z_mean)
+        z_a, z_b = _numpy(model.representation(np.stack([a, b])))
         t = np.linspace(0.0, 1.0, steps, dtype="float32")[:, None]
         rows.append(_numpy(model.decode((1 - t) * z_a + t * z_b)))
     return image_grid(np.concatenate(rows), columns=steps)
 
 
-def manifold_grid(model, size=15):
-    """For a 2-D latent space: images decoded on a grid of N(0, 1) quantiles (Kingma & Welling)."""
-    if model.latent_dim != 2:
-        raise ValueError("the latent manifold picture needs latent_dim == 2")
-    quantiles = np.linspace(0.05, 0.95, size, dtype="float32")
-    values = _numpy(tfp.distributions.Normal(0.0, 1.0).quantile(quantiles))
-    grid = np.array([[x, y] for y in values[::-1] for x in values], dtype="float32")
+def manifold_grid(model, size=15, seed=0):
+    """For a 2-D latent space: images decoded on a grid of the prior's quantiles in each
+    dimension (Kingma & Welling), estimated from 10,000 prior draws."""
+    draws = _numpy(model.prior().sample(10000, seed=(seed, 0)))
+    if draws.ndim != 2 or draws.shape[1] != 2:
+        raise ValueError("the latent manifold picture needs a 2-D latent space")
+    levels = np.linspace(0.05, 0.95, size)
+    xs, ys = (np.quantile(draws[:, i], levels).astype("float32") for i in range(2))
+    grid = np.array([[x, y] for y in ys[::-1] for x in xs], dtype="float32")
     return image_grid(_numpy(model.decode(grid)), columns=size)
 
 
-def latent_scatter(z_means, labels, path):
-    """A PNG scatter of latent means coloured by label; the first two principal axes if dim > 2."""
+def latent_scatter(codes, labels, path):
+    """A PNG scatter of codes coloured by label; the first two principal axes if dim > 2."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    points, axes = z_means, ("z[0]", "z[1]")
-    if z_means.shape[1] > 2:
-        centred = z_means - z_means.mean(axis=0)
+    points, axes = codes, ("z[0]", "z[1]")
+    if codes.shape[1] > 2:
+        centred = codes - codes.mean(axis=0)
         _, _, components = np.linalg.svd(centred, full_matrices=False)
         points, axes = centred @ components[:2].T, ("principal axis 1", "principal axis 2")
-    elif z_means.shape[1] == 1:
-        points, axes = np.concatenate([z_means, np.zeros_like(z_means)], axis=1), ("z[0]", "")
+    elif codes.shape[1] == 1:
+        points, axes = np.concatenate([codes, np.zeros_like(codes)], axis=1), ("z[0]", "")
     figure, ax = plt.subplots(figsize=(6, 5), dpi=100)
     if labels is None:
         ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.6)
@@ -80,7 +80,7 @@ def latent_scatter(z_means, labels, path):
         figure.colorbar(scatter, ax=ax, label="label")
     ax.set_xlabel(axes[0])
     ax.set_ylabel(axes[1])
-    ax.set_title(f"Latent means of {len(points)} test images")
+    ax.set_title(f"Codes of {len(points)} test images")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

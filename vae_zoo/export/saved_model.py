@@ -5,7 +5,6 @@ from pathlib import Path
 
 import keras
 
-from vae_zoo.export.signatures import serving_endpoints
 
 
 def next_version(model_dir):
@@ -30,7 +29,8 @@ def as_float32(model):
 
 
 def export_saved_model(model, model_dir, version=None):
-    """Writes `model` as SavedModel `model_dir/<version>/` with every signature of `SIGNATURES`.
+    """Writes `model` as SavedModel `model_dir/<version>/`, one signature per serving endpoint
+    of the model (`model.serving_endpoints()`).
 
     A mixed-precision model is exported in float32 (`as_float32`). It is written to a hidden
     temporary folder beside the target and renamed into place, so a server watching `model_dir`
@@ -46,7 +46,7 @@ def export_saved_model(model, model_dir, version=None):
     model = as_float32(model)
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for name, (function, input_signature) in serving_endpoints(model).items():
+    for name, (function, input_signature) in model.serving_endpoints().items():
         archive.add_endpoint(name, function, input_signature=input_signature)
     tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-"))
     try:

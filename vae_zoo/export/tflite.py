@@ -4,15 +4,7 @@ import warnings
 
 import tensorflow as tf
 
-from vae_zoo.export.signatures import DETERMINISTIC_SIGNATURES
-from vae_zoo.export.signatures import SIGNATURES
-
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
-
-
-def tflite_signatures(quantize):
-    """int8 needs calibration of every tensor, which random ops do not allow: deterministic ones."""
-    return DETERMINISTIC_SIGNATURES if quantize == "int8" else SIGNATURES
 
 
 def convert_to_tflite(saved_model_dir, quantize="none", representative=None):
@@ -26,11 +18,19 @@ def convert_to_tflite(saved_model_dir, quantize="none", representative=None):
         quantize: `"none"`, `"dynamic"` (int8 weights), `"float16"` (fp16 weights) or `"int8"`
             (weights and activations, calibrated on `representative`).
         representative: for int8, a dict `{signature: [input dict, ...]}` of calibration inputs.
+            int8 needs every tensor calibrated, which random ops do not allow: the file then
+            holds only these (deterministic) signatures; other modes hold every signature.
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}, got {quantize!r}")
+    if quantize == "int8":
+        if not representative:
+            raise ValueError("int8 quantisation needs representative inputs")
+        signature_keys = sorted(representative)
+    else:
+        signature_keys = sorted(tf.saved_model.load(str(saved_model_dir)).signatures)
     converter = tf.lite.TFLiteConverter.from_saved_model(
-        str(saved_model_dir), signature_keys=list(tflite_signatures(quantize))
+        str(saved_model_dir), signature_keys=signature_keys
     )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize != "none":
@@ -38,8 +38,6 @@ def convert_to_tflite(saved_model_dir, quantize="none", representative=None):
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
-        if not representative:
-            raise ValueError("int8 quantisation needs representative inputs")
 
         def samples():
             for signature, inputs in representative.items():
@@ -56,7 +54,7 @@ def convert_to_tflite(saved_model_dir, quantize="none", representative=None):
         return converter.convert()
 
 
-# Agreement of each mode's `reconstruct` with the SavedModel on real images (pixel probabilities
+# Agreement of each mode's deterministic signatures with the SavedModel on real images (pixel probabilities
 # in [0, 1]): the largest error for float modes, the mean and 99th percentile where weights or
 # activations are 8-bit (a few saturated pixels move a lot, the picture does not).
 TOLERANCES = {
@@ -76,3 +74,15 @@ def parity(outputs, reference):
 
 def within_tolerance(quantize, errors):
     return all(errors[key] <= bound for key, bound in TOLERANCES[quantize].items())
+
+
+def calibration_inputs(examples, endpoints, count=None):
+    """`{signature: [input dict of one example, ...]}` from `model.endpoint_examples(images)`,
+    for the given deterministic endpoints: int8 calibrates on single examples."""
+    representative = {}
+    for name in endpoints:
+        inputs = examples[name]
+        size = len(next(iter(inputs.values())))
+        size = size if count is None else min(size, count)
+        representative[name] = [{k: v[i : i + 1] for k, v in inputs.items()} for i in range(size)]
+    return representative

@@ -1,8 +1,5 @@
-"""Serializable Keras layers and the probability pieces of the ELBO."""
+"""Serializable Keras layers: the posterior head, the reparameterised sampler, and p(x|z)."""
 
-from vae_zoo.layers.distributions import kl_to_standard_normal
-from vae_zoo.layers.distributions import posterior
-from vae_zoo.layers.distributions import prior
 from vae_zoo.layers.gaussian_head import LOG_VAR_BOUNDS
 from vae_zoo.layers.gaussian_head import DiagonalGaussianHead
 from vae_zoo.layers.likelihoods import LIKELIHOODS

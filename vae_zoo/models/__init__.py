@@ -1,6 +1,16 @@
-"""VAE models. Each is a `keras.Model` registered for `.keras` serialisation."""
+"""Zoo models: `keras.Model`s on one interface (`ZooModel`), one folder per model family.
 
-from vae_zoo.models.beta_vae import BetaVAE
-from vae_zoo.models.vae import VAE
+A family registers its classes with `@register_model`; every subpackage here is imported, so a
+new family is a new folder.
+"""
 
-MODEL_CLASSES = {cls.__name__: cls for cls in (VAE, BetaVAE)}
+from vae_zoo.models.base import MODELS
+from vae_zoo.models.base import Capabilities
+from vae_zoo.models.base import ZooModel
+from vae_zoo.models.base import register_model
+from vae_zoo.registry import import_submodules
+
+import_submodules(__name__, __path__)
+
+from vae_zoo.models.vae import VAE  # noqa: E402
+from vae_zoo.models.vae import BetaVAE  # noqa: E402

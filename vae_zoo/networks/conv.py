@@ -3,7 +3,7 @@ import math
 import keras
 
 from vae_zoo.errors import UserInputError
-from vae_zoo.layers import DiagonalGaussianHead
+from vae_zoo.networks import register_network
 from vae_zoo.networks.precision import float32_params
 
 
@@ -22,10 +22,7 @@ def _stride_2(kernel_size, dtype):
     return dict(kernel_size=kernel_size, strides=2, padding="same", activation="relu", dtype=dtype)
 
 
-def build_conv_encoder(
-    image_shape, latent_dim, filters=(32, 64), hidden_units=(256,), kernel_size=3, dtype=None,
-    **unused,
-):
+def build_conv_encoder(image_shape, filters=(32, 64), hidden_units=(256,), kernel_size=3, dtype=None):
     """Stride-2 convolutions, then dense layers. Any height and width (odd sizes round up)."""
     _check_image_shape(image_shape, filters)
     x = keras.Input(shape=tuple(image_shape), name="x")
@@ -35,13 +32,11 @@ def build_conv_encoder(
     h = keras.layers.Flatten(dtype=dtype)(h)
     for i, units in enumerate(hidden_units):
         h = keras.layers.Dense(units, activation="relu", dtype=dtype, name=f"dense_{i}")(h)
-    z_mean, z_log_var = DiagonalGaussianHead(latent_dim, dtype="float32", name="posterior")(h)
-    return keras.Model(x, [z_mean, z_log_var], name="encoder")
+    return keras.Model(x, h, name="encoder_network")
 
 
 def build_conv_decoder(
-    image_shape, latent_dim, filters=(32, 64), hidden_units=(256,), kernel_size=3, dtype=None,
-    **unused,
+    image_shape, latent_dim, filters=(32, 64), hidden_units=(256,), kernel_size=3, dtype=None
 ):
     """Mirror of the encoder with stride-2 transposed convolutions.
 
@@ -77,3 +72,6 @@ def build_conv_decoder(
             dtype=dtype,
         )(params)
     return keras.Model(z, float32_params(params), name="decoder")
+
+
+register_network("conv", build_conv_encoder, build_conv_decoder)

@@ -1,18 +1,18 @@
 """Train one model from a `RunConfig` into a run folder."""
 
-import csv
-import os
 import sys
 import time
 from pathlib import Path
 
 import keras
 
-from vae_zoo.data import load_image_data
-from vae_zoo.data import make_pipeline
+from vae_zoo.data import images_of
+from vae_zoo.data import load_data
+from vae_zoo.data import make_batches
 from vae_zoo.errors import UserInputError
+from vae_zoo.evaluation import EvalSettings
 from vae_zoo.evaluation.report import evaluate_and_report
-from vae_zoo.training import run_dir as run_files
+from vae_zoo.run_folder import RunFolder
 from vae_zoo.training.callbacks import GracefulInterrupt
 from vae_zoo.training.callbacks import ImageSummaries
 from vae_zoo.training.callbacks import InterruptibleBackup
@@ -20,8 +20,6 @@ from vae_zoo.training.callbacks import ScheduleLogger
 from vae_zoo.training.callbacks import StopRequested
 from vae_zoo.training.strategy import resolve_jit_compile
 from vae_zoo.training.strategy import resolve_strategy
-
-HISTORY_FILE = "history.csv"
 
 
 class TrainingInterrupted(Exception):
@@ -39,12 +37,12 @@ def prepare(config):
     Nothing is written to disk here, so a config that cannot work leaves no half-made run behind.
     """
     keras.utils.set_random_seed(config.train.seed)
-    data = load_image_data(config.data, seed=config.train.seed)
+    data = load_data(config.data, seed=config.train.seed)
     strategy = resolve_strategy(config.train.strategy)
     with strategy.scope():
-        model = config.model.build(data.image_shape, precision=config.train.precision)
+        model = config.model.build(data.spec, precision=config.train.precision)
         model.compile(
-            optimizer=keras.optimizers.Adam(config.train.learning_rate),
+            **model.make_optimizers(config.train.learning_rate),
             jit_compile=resolve_jit_compile(config.train.jit_compile),
         )
     return data, model
@@ -55,28 +53,21 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
 
     With `resume`, continues from the run folder's last checkpoint instead of starting afresh.
     """
-    run_dir = Path(run_dir)
+    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
     data, model = prepare(config)
     log(f"data: {data.source}: {data.sizes['train']} train, {data.sizes['validation']} "
         f"validation, {data.sizes['test']} test images of shape {data.image_shape}")
 
-    batches = {
-        split: make_pipeline(
-            getattr(data, split), config.data.batch_size, training=split == "train",
-            seed=config.train.seed, binarize=config.data.binarize,
-            image_size=config.data.image_size, shuffle_buffer=config.data.shuffle_buffer,
-        )
-        for split in ("train", "validation", "test")
-    }
-    preview = next(iter(batches["validation"].unbatch().batch(16)))
+    batches = {split: make_batches(data, split, config.data, seed=config.train.seed)
+               for split in ("train", "validation", "test")}
+    preview = images_of(batches["validation"], 16)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run.create()
     if not resume:
-        run_files.write_config(run_dir, config.to_dict())
-    history_path = run_dir / HISTORY_FILE
-    best_so_far = _best_epoch(history_path)
-    tensorboard_dir = str(run_dir / run_files.TENSORBOARD_DIR)
-    backup = InterruptibleBackup(str(run_dir / run_files.BACKUP_DIR), delete_checkpoint=False)
+        run.write_config(config.to_dict())
+    best_so_far = run.best_epoch()
+    tensorboard_dir = str(run.tensorboard_dir)
+    backup = InterruptibleBackup(str(run.backup_dir), delete_checkpoint=False)
     interrupt = GracefulInterrupt()
     callbacks = [
         interrupt,  # first, so that an interrupted epoch's end is not recorded as complete
@@ -84,10 +75,10 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
         ScheduleLogger(),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.ModelCheckpoint(
-            str(run_dir / run_files.BEST_CHECKPOINT), monitor="val_loss", save_best_only=True,
+            str(run.best_checkpoint), monitor="val_loss", save_best_only=True,
             initial_value_threshold=best_so_far[1] if best_so_far else None,
         ),
-        keras.callbacks.CSVLogger(str(history_path), append=resume),
+        keras.callbacks.CSVLogger(str(run.history_path), append=resume),
         keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False, profile_batch=0),
         ImageSummaries(tensorboard_dir, preview, every=config.train.image_every,
                        seed=config.train.seed),
@@ -104,7 +95,7 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
     except (StopRequested, KeyboardInterrupt):
         interrupt.restore()
         backup.save_now()
-        raise TrainingInterrupted(run_dir, backup.epochs_done) from None
+        raise TrainingInterrupted(run.path, backup.epochs_done) from None
     except ValueError as e:
         if "shape" in str(e) and resume:  # weights of another image shape in the checkpoint
             raise UserInputError(f"--resume: the checkpoint does not fit these images: {e}") from None
@@ -112,18 +103,17 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
     seconds = time.perf_counter() - start
     epochs_run = len(history.epoch)
 
-    best = _best_epoch(history_path)
-    best_path = run_dir / run_files.BEST_CHECKPOINT
-    if best_path.is_file():
-        model.load_weights(best_path)
-    _save_model_atomic(model, run_dir / run_files.MODEL_FILE)
+    best = run.best_epoch()
+    if run.best_checkpoint.is_file():
+        model.load_weights(run.best_checkpoint)
+    run.save_model(model)
 
     log(f"evaluating on {data.sizes['test']} test images "
         f"(importance-weighted NLL with k={config.eval.iw_samples})")
-    test, drawn = evaluate_and_report(
-        model, data, batches["test"], run_dir, tensorboard_dir, step=config.train.epochs,
-        num_samples=config.eval.iw_samples, max_examples=config.eval.iw_examples,
-        draw=config.eval.pictures, progress=verbose == 1)
+    settings = EvalSettings(iw_samples=config.eval.iw_samples, iw_examples=config.eval.iw_examples,
+                            progress=verbose == 1, num_examples=data.sizes.get("test"))
+    test, drawn = evaluate_and_report(model, batches["test"], run, step=config.train.epochs,
+                                      settings=settings, draw=config.eval.pictures)
     metrics = {
         "model": config.model.name,
         "dataset": data.source,
@@ -139,23 +129,6 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
         "units": "nats per example (bits_per_dim: bits per pixel and channel)",
         "pictures": drawn,
     }
-    run_files.write_metrics(run_dir, metrics)
+    run.write_metrics(metrics)
     return metrics
 
-
-def _best_epoch(history_path):
-    """(epoch number, validation loss) of the best epoch logged so far, or None."""
-    if not history_path.is_file():
-        return None
-    with open(history_path) as f:
-        rows = [r for r in csv.DictReader(f) if r.get("val_loss") not in (None, "", "nan")]
-    if not rows:
-        return None
-    row = min(rows, key=lambda r: float(r["val_loss"]))
-    return int(row["epoch"]) + 1, float(row["val_loss"])
-
-
-def _save_model_atomic(model, path):
-    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    model.save(tmp)
-    os.replace(tmp, path)

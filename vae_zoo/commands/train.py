@@ -1,8 +1,8 @@
-"""`python train.py`: the command line over `vae_zoo.training.train`."""
+"""`python train.py`: train a zoo model into a run folder (the command line over
+`vae_zoo.training.train`)."""
 
 import argparse
 import sys
-from pathlib import Path
 
 from vae_zoo.errors import UserInputError
 
@@ -65,25 +65,30 @@ def resolve(args):
     from vae_zoo.config import RunConfig
     from vae_zoo.config import apply_overrides
     from vae_zoo.config import load_zoo_config
-    from vae_zoo.training import run_dir as run_files
+    from vae_zoo.run_folder import RunFolder
+    from vae_zoo.run_folder import config_differences
 
     overrides = flag_overrides(args) + args.set
     model_name = args.model or DEFAULT_MODEL
     if not args.resume:
         raw = apply_overrides(load_zoo_config(model_name), overrides)
         config = RunConfig.from_dict(raw, source=f"zoo_configs/{model_name}.yaml")
-        run_dir = Path(args.run_dir) if args.run_dir else run_files.default_run_dir(model_name)
-        run_files.check_new_run_dir(run_dir, config.to_dict())
-        return config, run_dir
+        run = RunFolder(args.run_dir) if args.run_dir else RunFolder.default(model_name)
+        run.check_new(config.to_dict())
+        return config, run
 
-    run_dir = Path(args.run_dir) if args.run_dir else run_files.latest_run_dir(model_name)
-    saved_raw = run_files.read_run_config(run_dir)
-    saved = RunConfig.from_dict(saved_raw, source=f"{run_dir}/config.yaml").to_dict()
-    config = RunConfig.from_dict(apply_overrides(saved_raw, overrides), source=f"{run_dir}/config.yaml")
+    run = RunFolder(args.run_dir) if args.run_dir else RunFolder.latest(model_name)
+    try:
+        saved_raw = run.read_config()
+    except UserInputError as e:
+        raise UserInputError(f"--resume: {e}") from None
+    source = f"{run}/{RunFolder.CONFIG}"
+    saved = RunConfig.from_dict(saved_raw, source=source).to_dict()
+    config = RunConfig.from_dict(apply_overrides(saved_raw, overrides), source=source)
     if args.model and args.model != config.model.name:
-        raise UserInputError(f"--resume: {run_dir} holds a {config.model.name} run, not {args.model}")
+        raise UserInputError(f"--resume: {run} holds a {config.model.name} run, not {args.model}")
     changed = [
-        line for line in run_files.config_differences(saved, config.to_dict())
+        line for line in config_differences(saved, config.to_dict())
         if not line.startswith("train.epochs:")
     ]
     if changed:
@@ -91,20 +96,19 @@ def resolve(args):
             f"--resume continues the saved run as it was; only --epochs may change "
             f"(asked to change {'; '.join(changed)})"
         )
-    return config, run_dir
+    return config, run
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        config, run_dir = resolve(args)
-        from vae_zoo.training import run_dir as run_files
+        config, run = resolve(args)
         from vae_zoo.training import train
 
         if args.resume:
-            run_files.write_config(run_dir, config.to_dict())  # --epochs may have changed
-        print(f"run folder: {run_dir}")
-        metrics = train(config, run_dir, resume=args.resume)
+            run.write_config(config.to_dict())  # --epochs may have changed
+        print(f"run folder: {run}")
+        metrics = train(config, run, resume=args.resume)
     except UserInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -123,16 +127,12 @@ def main(argv=None):
         )
         return 130
 
-    test = metrics["test"]
-    print(
-        f"test ELBO {test['elbo']:.2f} nats (reconstruction {test['reconstruction']:.2f}, "
-        f"KL {test['kl']:.2f}) on {metrics['sizes']['test']} images; IW NLL {test['iw_nll']:.2f} "
-        f"nats (k={test['iw_samples']}, {test['iw_examples']} images); active units "
-        f"{test['active_units']}/{test['latent_dim']}; best epoch {metrics['best_epoch']}; "
-        f"{metrics['train_images_per_second']} train images/s"
-    )
-    print(f"run folder: {run_dir}  (model.keras, metrics.json, pictures/; "
-          f"tensorboard --logdir {run_dir.parent})")
+    from vae_zoo.evaluation.report import summary
+
+    print(f"{summary(metrics['test'])} on {metrics['sizes']['test']} test images; best epoch "
+          f"{metrics['best_epoch']}; {metrics['train_images_per_second']} train images/s")
+    print(f"run folder: {run}  (model.keras, metrics.json, pictures/; "
+          f"tensorboard --logdir {run.path.parent})")
     return 0
 
 

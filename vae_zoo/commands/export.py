@@ -34,21 +34,21 @@ def build_parser():
     return parser
 
 
-def calibration_images(run_dir, model, log):
-    """Training images of the run (for int8 calibration and parity checks), else prior samples."""
+def calibration_images(run, model, log):
+    """Training images of the run (for int8 calibration and parity checks), else model samples."""
     from vae_zoo.config import RunConfig
-    from vae_zoo.data import load_image_data
-    from vae_zoo.data import make_pipeline
-    from vae_zoo.training.run_dir import read_run_config
+    from vae_zoo.data import images_of
+    from vae_zoo.data import load_data
+    from vae_zoo.data import make_batches
 
     try:
-        config = RunConfig.from_dict(read_run_config(run_dir))
-        data = load_image_data(config.data, seed=config.train.seed)
-        batch = make_pipeline(data.train.take(CALIBRATION_IMAGES), CALIBRATION_IMAGES,
-                              training=False, image_size=config.data.image_size)
-        images = next(iter(batch)).numpy()
+        config = RunConfig.from_dict(run.read_config())
+        data = load_data(config.data, seed=config.train.seed)
+        batches = make_batches(data, "validation", config.data, seed=config.train.seed,
+                               limit=CALIBRATION_IMAGES)
+        images = images_of(batches, CALIBRATION_IMAGES)
         if images.shape[1:] == model.image_shape:
-            return images, f"{len(images)} training images ({data.source})"
+            return images, f"{len(images)} held-out training images ({data.source})"
     except UserInputError as e:
         log(f"note: the run's training data cannot be loaded ({e})")
     return np.asarray(model.sample(CALIBRATION_IMAGES)), f"{CALIBRATION_IMAGES} samples from the model"
@@ -76,21 +76,26 @@ def write_bytes_atomic(path, content):
 
 
 def export_run(run_dir, name=None, base_path="exports", version=None, quantize=("none",), log=print):
-    """Exports a run; returns `{"saved_model": path, "tflite": {mode: {path, bytes, ...}}}`."""
+    """Exports a run; returns `{"saved_model": path, "tflite": {mode: {path, bytes, ...}}}`.
+
+    Every deterministic signature is checked against Keras (SavedModel) and against the
+    SavedModel (each TFLite file) on real images before anything is written for it.
+    """
     import tensorflow as tf
 
-    from vae_zoo.export import DETERMINISTIC_SIGNATURES
     from vae_zoo.export import TOLERANCES
     from vae_zoo.export import as_float32
+    from vae_zoo.export import calibration_inputs
     from vae_zoo.export import convert_to_tflite
     from vae_zoo.export import export_saved_model
     from vae_zoo.export import parity
     from vae_zoo.export import within_tolerance
-    from vae_zoo.training.run_dir import load_run_model
+    from vae_zoo.run_folder import RunFolder
 
-    trained = load_run_model(run_dir)
+    run = RunFolder(run_dir)
+    trained = run.load_model()
     if trained.dtype_policy.name != "float32":
-        log(f"{run_dir} trained in {trained.dtype_policy.name}: exporting its weights in float32")
+        log(f"{run} trained in {trained.dtype_policy.name}: exporting its weights in float32")
     model = as_float32(trained)
     name = name or model.name
     if not name.replace("_", "").replace("-", "").isalnum():
@@ -98,36 +103,40 @@ def export_run(run_dir, name=None, base_path="exports", version=None, quantize=(
     base_path = Path(base_path)
     if version is not None and (base_path / name / str(version)).exists():
         raise UserInputError(f"{base_path / name / str(version)} exists; versions are never overwritten")
-    images, images_source = calibration_images(run_dir, model, log)
+    images, images_source = calibration_images(run, model, log)
+    examples = model.endpoint_examples(images)
+    endpoints = model.serving_endpoints()
+    deterministic = model.deterministic_endpoints
 
     saved_model_dir = export_saved_model(model, base_path / name, version=version)
     loaded = tf.saved_model.load(str(saved_model_dir))
-    served = loaded.signatures["reconstruct"](x=tf.constant(images))["reconstruction"].numpy()
-    keras_error = parity(served, np.asarray(model.reconstruct(images)))["max"]
+    served = {signature: _run_signature(loaded.signatures[signature], examples[signature])
+              for signature in deterministic}
+    keras_error = max(
+        parity(served[signature][key], np.asarray(output))["max"]
+        for signature in deterministic
+        for key, output in endpoints[signature][0](**examples[signature]).items())
     log(f"SavedModel {saved_model_dir} ({folder_size(saved_model_dir) / 1e6:.1f} MB): signatures "
-        f"{', '.join(sorted(k for k in loaded.signatures))}; reconstruct max |diff| vs Keras "
-        f"{keras_error:.1e} on {images_source}")
+        f"{', '.join(sorted(loaded.signatures))}; max |diff| vs Keras {keras_error:.1e} over "
+        f"{', '.join(deterministic)} on {images_source}")
 
     from ai_edge_litert.interpreter import Interpreter
 
-    z_mean = loaded.signatures["encode"](x=tf.constant(images))["z_mean"].numpy()
-    representative = {
-        signature: [{"z": z_mean[i : i + 1]} if signature == "decode" else {"x": images[i : i + 1]}
-                    for i in range(len(images))]
-        for signature in DETERMINISTIC_SIGNATURES
-    }
+    representative = calibration_inputs(examples, deterministic)
     results = {}
     for mode in quantize:
         path = base_path / (f"{name}.tflite" if mode == "none" else f"{name}.{mode}.tflite")
         content = convert_to_tflite(saved_model_dir, mode, representative)
         interpreter = Interpreter(model_content=content)
-        runner = interpreter.get_signature_runner("reconstruct")
-        errors = parity(runner(x=images)["reconstruction"], served)
-        ok = within_tolerance(mode, errors)
-        if not ok:
+        errors = _worst_errors(
+            parity(interpreter.get_signature_runner(signature)(**examples[signature])[key],
+                   served[signature][key])
+            for signature in deterministic for key in served[signature])
+        if not within_tolerance(mode, errors):
             raise RuntimeError(f"{mode} TFLite model differs from the SavedModel beyond "
                                f"{TOLERANCES[mode]}: {errors}; nothing written for it")
         write_bytes_atomic(path, content)
+        runner = interpreter.get_signature_runner("reconstruct")
         results[mode] = {
             "path": str(path), "bytes": len(content), "errors": errors,
             "latency_ms_batch1": latency_ms(runner, {"x": images[:1]}),
@@ -138,6 +147,19 @@ def export_run(run_dir, name=None, base_path="exports", version=None, quantize=(
             f"{errors['max']:.1e} mean {errors['mean']:.1e} (tolerance {TOLERANCES[mode]}), "
             f"signatures {', '.join(results[mode]['signatures'])}")
     return {"saved_model": str(saved_model_dir), "tflite": results}
+
+
+def _run_signature(signature, inputs):
+    import tensorflow as tf
+
+    outputs = signature(**{k: tf.constant(v) for k, v in inputs.items()})
+    return {key: value.numpy() for key, value in outputs.items()}
+
+
+def _worst_errors(errors):
+    """The largest of each statistic over several parity results."""
+    errors = list(errors)
+    return {key: max(e[key] for e in errors) for key in errors[0]}
 
 
 def main(argv=None):

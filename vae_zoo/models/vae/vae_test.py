@@ -1,11 +1,15 @@
-"""The loss is exactly the per-example negative ELBO (or its beta/capacity variant), batch-averaged."""
+"""The VAE family: the harness, and the loss against its closed form, computed by hand.
+
+The loss is exactly the per-example negative ELBO (or its beta/capacity variant), batch-averaged.
+"""
 
 import keras
 import numpy as np
 import pytest
 
-from tests.model_harness import build_zoo_model
-from vae_zoo.layers import kl_to_standard_normal
+from vae_zoo.distributions import kl_to_standard_normal
+from vae_zoo.testing.harness import ZooModelChecks
+from vae_zoo.testing.harness import build_zoo_model
 
 
 def _manual_terms(model, x, outputs):
@@ -26,20 +30,20 @@ def test_loss_is_reconstruction_plus_beta_kl_averaged(mnist_images, beta):
     loss = float(model.compute_loss(x=x, y_pred=outputs))
     rec, kl = _manual_terms(model, x, outputs)
     np.testing.assert_allclose(loss, np.mean(rec + beta * kl), rtol=1e-4)
-    np.testing.assert_allclose(float(model.reconstruction_tracker.result()), rec.mean(), rtol=1e-4)
-    np.testing.assert_allclose(float(model.kl_tracker.result()), kl.mean(), rtol=1e-4)
-    np.testing.assert_allclose(float(model.elbo_tracker.result()), -(rec + kl).mean(), rtol=1e-4)
+    results = {name: float(t.result()) for name, t in model.term_trackers.items()}
+    np.testing.assert_allclose(results["loss"], np.mean(rec + beta * kl), rtol=1e-4)
+    np.testing.assert_allclose(results["reconstruction"], rec.mean(), rtol=1e-4)
+    np.testing.assert_allclose(results["kl"], kl.mean(), rtol=1e-4)
+    np.testing.assert_allclose(results["elbo"], -(rec + kl).mean(), rtol=1e-4)
 
 
 def test_capacity_objective_follows_its_schedule(mnist_images):
     model = build_zoo_model("beta_vae", (28, 28, 1), capacity=True, gamma=10.0,
                             capacity_max=20.0, capacity_steps=100)
-    assert float(model.current_capacity()) == 0.0  # not compiled yet: step 0
-    model.compile(optimizer=keras.optimizers.SGD(0.0))
-    model.optimizer.build(model.trainable_variables)
+    assert float(model.current_capacity()) == 0.0  # a new model: step 0
     x = mnist_images[:8]
     for step, capacity in ((0, 0.0), (25, 5.0), (100, 20.0), (1000, 20.0)):
-        model.optimizer.iterations.assign(step)
+        model.steps_trained.assign(step)
         np.testing.assert_allclose(float(model.current_capacity()), capacity, rtol=1e-6)
         outputs = model(x)
         rec, kl = _manual_terms(model, x, outputs)
@@ -48,11 +52,28 @@ def test_capacity_objective_follows_its_schedule(mnist_images):
     assert model.schedule_values() == {"gamma": 10.0, "capacity": 20.0}
 
 
+def test_capacity_rises_with_the_models_own_step_counter_during_training(mnist_images):
+    model = build_zoo_model("beta_vae", (28, 28, 1), capacity=True, capacity_max=20.0,
+                            capacity_steps=8)
+    model.compile(optimizer=keras.optimizers.SGD(1e-6), jit_compile=False)
+    model.fit(mnist_images[:64], batch_size=16, epochs=1, verbose=0)
+    assert int(model.steps_trained) == 4
+    np.testing.assert_allclose(float(model.current_capacity()), 10.0, rtol=1e-6)
+
+
 def test_kl_term_uses_tfp_and_matches_closed_form_on_model_outputs(mnist_images):
     model = build_zoo_model("dense_vae", (28, 28, 1))
     outputs = model(mnist_images[:4])
-    _, kl = model.elbo_terms(mnist_images[:4], outputs)
+    kl = model.loss_terms({"x": mnist_images[:4]}, outputs)["kl"]
     _, expected = _manual_terms(model, mnist_images[:4], outputs)
     np.testing.assert_allclose(kl.numpy(), expected, rtol=1e-5)
     np.testing.assert_allclose(
         kl.numpy(), kl_to_standard_normal(outputs["z_mean"], outputs["z_log_var"]).numpy())
+
+
+class TestConvVAE(ZooModelChecks):
+    model_name = "conv_vae"
+
+
+class TestDenseVAE(ZooModelChecks):
+    model_name = "dense_vae"

@@ -1,4 +1,5 @@
-"""Test setup: two logical CPUs (for the replica-equality test) before TensorFlow initialises."""
+"""Test setup for tests/ and the model tests beside each family: two logical CPUs (for the
+replica-equality test) before TensorFlow initialises, and real MNIST digits."""
 
 import os
 
@@ -17,7 +18,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def mnist_images():
     """512 real MNIST training digits in [0, 1], shape (512, 28, 28, 1)."""
-    from vae_zoo.data.sources import EMBEDDED_MNIST
+    from vae_zoo.data.sources.mnist import EMBEDDED_MNIST
 
     with np.load(EMBEDDED_MNIST) as data:
         x = data["x_train"][np.random.default_rng(0).permutation(5000)[:512]]

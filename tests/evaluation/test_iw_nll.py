@@ -1,5 +1,5 @@
-"""The likelihood estimator against a model whose log p(x) is known in closed form, and the
-evaluation metrics and pictures."""
+"""The importance-weighted likelihood estimator against a model whose log p(x) is known in
+closed form, and its conversion to bits per dimension."""
 
 import math
 
@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from vae_zoo.evaluation.likelihood import importance_weighted_log_likelihood
-from vae_zoo.evaluation.metrics import bits_per_dim
-from vae_zoo.evaluation.metrics import latent_statistics
+from vae_zoo.evaluation import EvalSettings
+from vae_zoo.evaluation.iw_nll import bits_per_dim
+from vae_zoo.evaluation.iw_nll import importance_weighted_log_likelihood
+from vae_zoo.evaluation.iw_nll import importance_weighted_nll
 from vae_zoo.models import VAE
 
 tfd = tfp.distributions
@@ -42,7 +43,7 @@ def linear_gaussian_vae(exact_posterior):
 
 
 def data(marginal, n=64):
-    return marginal.sample(n, seed=1).numpy().astype("float32")
+    return marginal.sample(n, seed=(1, 2)).numpy().astype("float32")  # stateless: same every run
 
 
 def test_exact_posterior_gives_log_p_x_for_any_k():
@@ -60,33 +61,31 @@ def test_estimate_tightens_towards_log_p_x_as_k_grows():
     true_ll = marginal.log_prob(x).numpy().mean()
     estimates = {k: importance_weighted_log_likelihood(model, x, k, chunk_size=700).numpy().mean()
                  for k in (1, 50, 5000)}
-    assert estimates[1] < estimates[50] < estimates[5000] + 1e-3
     assert true_ll - estimates[1] > 0.2  # the wrong posterior costs something at k = 1 ...
+    assert abs(true_ll - estimates[50]) < (true_ll - estimates[1]) / 2  # ... less at k = 50 ...
     assert abs(estimates[5000] - true_ll) < 0.02  # ... and almost nothing at k = 5000
 
 
 def test_k_equal_one_is_the_elbo_in_expectation():
     model, marginal = linear_gaussian_vae(exact_posterior=False)
-    x = np.repeat(data(marginal, 4), 500, axis=0)
+    x = np.repeat(data(marginal, 4), 2000, axis=0)  # 8000 draws: SE of the gap 0.024
     iw1 = importance_weighted_log_likelihood(model, x, 1).numpy().mean()
-    elbo = -np.mean(sum(t.numpy() for t in model.elbo_terms(x, model(x))))
+    elbo = np.mean(model.loss_terms({"x": x}, model(x))["elbo"].numpy())
     assert abs(iw1 - elbo) < 0.1
 
 
+def test_the_metric_averages_over_the_first_examples_of_the_batches():
+    model, marginal = linear_gaussian_vae(exact_posterior=True)
+    x = data(marginal, 50)
+    batches = tf.data.Dataset.from_tensor_slices({"x": x}).batch(16)
+    results = importance_weighted_nll(model, batches, EvalSettings(iw_samples=3, iw_examples=37))
+    assert results["iw_examples"] == 37 and results["iw_samples"] == 3
+    np.testing.assert_allclose(results["iw_nll"], -marginal.log_prob(x[:37]).numpy().mean(),
+                               rtol=1e-4)
+    assert results["iw_bits_per_dim"] == pytest.approx(bits_per_dim(results["iw_nll"], 4, True))
+
+
 def test_bits_per_dim():
-    assert bits_per_dim(784 * math.log(2), 784, "bernoulli") == pytest.approx(1.0)
-    # A Gaussian density is turned into 8-bit pixel probabilities: + 8 bits per dimension.
-    assert bits_per_dim(0.0, 10, "gaussian") == pytest.approx(8.0)
-
-
-def test_active_units_count_latent_means_that_vary():
-    model = VAE((4,), latent_dim=3, network="dense", hidden_units=[])
-    head = model.encoder.get_layer("posterior")
-    kernel = np.zeros((4, 3), "float32")
-    kernel[0, 0], kernel[1, 1] = 1.0, 0.05  # unit 0 varies (var 1/12), unit 1 barely, unit 2 not
-    head.mean_dense.set_weights([kernel, np.zeros(3, "float32")])
-    x = np.random.default_rng(0).uniform(size=(2000, 4)).astype("float32")
-    z_means, stats = latent_statistics(model, tf.data.Dataset.from_tensor_slices(x).batch(500))
-    assert z_means.shape == (2000, 3)
-    assert stats["active_units"] == 1 and stats["latent_dim"] == 3
-    assert stats["latent_mean_variances"][0] == pytest.approx(1 / 12, rel=0.1)
+    assert bits_per_dim(784 * math.log(2), 784, continuous=False) == pytest.approx(1.0)
+    # A density on pixels is turned into 8-bit pixel probabilities: + 8 bits per dimension.
+    assert bits_per_dim(0.0, 10, continuous=True) == pytest.approx(8.0)

@@ -1,4 +1,4 @@
-from tests.model_harness import ZooModelChecks
+from vae_zoo.testing.harness import ZooModelChecks
 
 
 class TestBetaVAE(ZooModelChecks):
@@ -8,5 +8,5 @@ class TestBetaVAE(ZooModelChecks):
 class TestCapacityBetaVAE(ZooModelChecks):
     model_name = "beta_vae"
     # C stays near 0 over the few harness steps, so the loss must fall; the schedule itself is
-    # checked step by step in tests/test_objective.py.
+    # checked step by step in vae_test.py.
     model_overrides = {"capacity": True, "capacity_steps": 100000}

@@ -1,11 +1,11 @@
-import keras
 import tensorflow as tf
 
 from vae_zoo.errors import UserInputError
-from vae_zoo.models.vae import VAE
+from vae_zoo.models.base import register_model
+from vae_zoo.models.vae.vae import VAE
 
 
-@keras.saving.register_keras_serializable(package="vae_zoo")
+@register_model
 class BetaVAE(VAE):
     """beta-VAE (Higgins et al., 2017), optionally with controlled capacity (Burgess et al., 2018).
 
@@ -18,7 +18,7 @@ class BetaVAE(VAE):
         capacity: bool. Use the capacity-controlled objective.
         gamma: float. Weight on |KL - C| in the capacity objective.
         capacity_max: float. Final capacity C_max, in nats.
-        capacity_steps: int. Optimizer steps over which C rises to C_max.
+        capacity_steps: int. Training steps over which C rises to C_max.
         **kwargs: the arguments of `VAE`.
     """
 
@@ -45,9 +45,8 @@ class BetaVAE(VAE):
         self.capacity_steps = int(capacity_steps)
 
     def current_capacity(self):
-        """C at the optimizer's current step (0 before the model is compiled)."""
-        optimizer = getattr(self, "optimizer", None)
-        step = 0.0 if optimizer is None else tf.cast(optimizer.iterations, tf.float32)
+        """C after the optimizer steps taken so far (`steps_trained`)."""
+        step = tf.cast(self.steps_trained, tf.float32)
         return tf.minimum(self.capacity_max, self.capacity_max * step / self.capacity_steps)
 
     def regularizer(self, kl):

@@ -1,0 +1,29 @@
+"""The Gaussian distributions of the VAE family, as TFP distributions built from tensors.
+
+`tfp.layers` are Keras 2 layers and cannot live in a Keras 3 model, so distributions are built
+inside the model's methods and only tensors cross layer boundaries. Both sides of the KL are
+`MultivariateNormalDiag`: TFP registers no KL between `Independent(Normal)` and it.
+"""
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+
+def diagonal_gaussian(mean, log_var):
+    """N(mean, diag(exp(log_var))), batched over the leading dimensions of `mean`."""
+    return tfd.MultivariateNormalDiag(loc=mean, scale_diag=tf.exp(0.5 * log_var))
+
+
+def standard_normal(latent_dim, dtype=tf.float32):
+    """N(0, I) over `latent_dim` dimensions."""
+    return tfd.MultivariateNormalDiag(
+        loc=tf.zeros([latent_dim], dtype=dtype), scale_diag=tf.ones([latent_dim], dtype=dtype)
+    )
+
+
+def kl_to_standard_normal(mean, log_var):
+    """KL(N(mean, diag(exp(log_var))) || N(0, I)) in nats, summed over dimensions: `(batch,)`."""
+    return tfd.kl_divergence(diagonal_gaussian(mean, log_var),
+                             standard_normal(mean.shape[-1], mean.dtype))

@@ -1,0 +1,232 @@
+"""The zoo's model interface: what evaluation, pictures, export and the harness may rely on.
+
+Shared code talks to a model only through the methods of `ZooModel`; everything else (networks,
+heads, the names of its outputs) is the model family's own business. A family overrides what its
+objective and probability model change, and declares what it can do in `capabilities`.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vae_zoo.registry import Registry
+
+MODELS = Registry("model class")
+
+
+def register_model(cls):
+    """Class decorator: a zoo model by its class name (`class_name` in a zoo config), and
+    serialisable by Keras so that `.keras` files load after `import vae_zoo`."""
+    keras.saving.register_keras_serializable(package="vae_zoo")(cls)
+    return MODELS.register()(cls)
+
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What a model family can do, so shared code and the harness ask instead of assuming.
+
+    Args:
+        conditional: the model needs labels `y` in its batches (and `sample` takes labels).
+        batch_dependent_objective: one example's loss depends on the others in its batch
+            (minibatch estimators): replicas then see different objectives than one device.
+        has_density: `log_importance_weights` is defined, so the ELBO and the IW NLL apply.
+        stages: how many training stages one `train.py` run goes through (a learned prior
+            trained after the autoencoder is a second stage).
+    """
+
+    conditional: bool = False
+    batch_dependent_objective: bool = False
+    has_density: bool = True
+    stages: int = 1
+
+
+class ZooModel(keras.Model):
+    """Base class of every zoo model: the training step, the loss bookkeeping, and the interface.
+
+    The objective is per example: `loss_terms` returns named per-example tensors, one of them
+    `"loss"`; the batch loss is their mean over the *global* batch, so gradients are the same on
+    one device and on N replicas. Every name in `metric_names` gets a tracker, so training logs and
+    evaluation keys follow the model. `train_step` and `test_step` are the model's own and run
+    under `fit` or under `strategy.run` alike; `steps_trained` counts optimizer steps for the
+    objective's schedules (it is saved with the weights).
+
+    Subclasses implement the probability interface below and list their data arguments (taken
+    from the dataset's `DataSpec`, never from a config) in `data_arguments`.
+
+    Args:
+        image_shape: tuple of ints. Shape of one input `x`.
+        **kwargs: `keras.Model` arguments (`name`, `dtype`).
+    """
+
+    capabilities = Capabilities()
+    data_arguments = ("image_shape",)
+    metric_names = ()  # per-example terms tracked beside "loss"
+
+    def __init__(self, image_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.steps_trained = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False, name="steps_trained",
+            aggregation="only_first_replica",
+        )
+        self.term_trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("loss", *self.metric_names)
+        }
+
+    @classmethod
+    def from_data_spec(cls, spec, **kwargs):
+        """Builds the model for a dataset's `DataSpec` plus its config arguments."""
+        return cls(**{name: getattr(spec, name) for name in cls.data_arguments}, **kwargs)
+
+    # --- Batches ----------------------------------------------------------------------------
+
+    @staticmethod
+    def as_batch(data):
+        """A batch as a dict with `x` (and `y`/`factors`), from a dict, an `(x, y)` tuple or `x`."""
+        if isinstance(data, dict):
+            return data
+        if isinstance(data, (tuple, list)):
+            batch = dict(ZooModel.as_batch(data[0]))
+            if len(data) > 1 and data[1] is not None:
+                batch.setdefault("y", data[1])
+            return batch
+        return {"x": data}
+
+    # --- The objective and the training step ------------------------------------------------
+
+    def loss_terms(self, batch, outputs):
+        """Per-example named terms of the objective: `{"loss": ..., **metric_names}`."""
+        raise NotImplementedError
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        terms = self.loss_terms(self.as_batch(x), y_pred)
+        per_example = terms["loss"]
+        # Divides by the global batch (local batch * replicas): the strategy SUMs gradients.
+        loss = tf.nn.compute_average_loss(per_example)
+        if self.losses:
+            regularization = tf.add_n(self.losses)
+            loss += tf.nn.scale_regularization_loss(regularization)
+            terms = {**terms, "loss": per_example + regularization}
+        for name, tracker in self.term_trackers.items():
+            tracker.update_state(terms[name])
+        return loss
+
+    def train_step(self, data):
+        batch = self.as_batch(data)
+        with tf.GradientTape() as tape:
+            outputs = self(batch, training=True)
+            loss = self.compute_loss(x=batch, y_pred=outputs)
+            scaled = self.optimizer.scale_loss(loss)
+        variables = self.trainable_weights
+        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        self.steps_trained.assign_add(1)
+        return self.get_metrics_result()
+
+    def test_step(self, data):
+        batch = self.as_batch(data)
+        self.compute_loss(x=batch, y_pred=self(batch, training=False), training=False)
+        return self.get_metrics_result()
+
+    @property
+    def metrics(self):
+        return list(self.term_trackers.values())
+
+    def make_optimizers(self, learning_rate):
+        """`compile` arguments holding every optimizer the model's step uses."""
+        return {"optimizer": keras.optimizers.Adam(learning_rate)}
+
+    def schedule_values(self):
+        """Scalars of the objective worth logging each epoch (beta, capacity, ...)."""
+        return {}
+
+    # --- The probability interface ----------------------------------------------------------
+
+    def posterior(self, x):
+        """q(z|x) as a TFP distribution with batch shape `(batch,)`."""
+        raise NotImplementedError
+
+    def prior(self):
+        """p(z) as a TFP distribution."""
+        raise NotImplementedError
+
+    def representation(self, x):
+        """A deterministic code of `x` for metrics and pictures: `(batch, latent_dim)`."""
+        raise NotImplementedError
+
+    def decode(self, z):
+        """The mean of p(x|z): pixel probabilities (Bernoulli) or means (Gaussian)."""
+        raise NotImplementedError
+
+    def sample(self, n, seed=None):
+        """`n` images from the model; a fixed `seed` (int) draws the same images every time."""
+        raise NotImplementedError
+
+    def reconstruct(self, x):
+        """Deterministic reconstruction: the decoded representation of `x`."""
+        return self.decode(self.representation(x))
+
+    def log_importance_weights(self, x, num_samples):
+        """`(num_samples, batch)` log p(x|z_k) + log p(z_k) - log q(z_k|x), z_k ~ q(z|x).
+
+        Their log-mean-exp is the k-sample bound on log p(x) (Burda et al., 2016): k = 1 is the
+        ELBO. Only defined when `capabilities.has_density`.
+        """
+        raise NotImplementedError
+
+    @property
+    def continuous_observations(self):
+        """True when p(x|z) is a density on pixels (not a probability of binary pixels)."""
+        return False
+
+    # --- Serving ----------------------------------------------------------------------------
+
+    # Endpoints without a random op: compared to 1e-5 after export, and quantised to int8.
+    deterministic_endpoints = ("serving_default", "reconstruct", "decode")
+
+    def latent_spec(self):
+        return tf.TensorSpec([None, self.latent_dim], tf.float32, name="z")
+
+    def serving_endpoints(self):
+        """`{name: (function, input_signature)}` for `keras.export.ExportArchive`.
+
+        Every function returns a dict, whose keys name the signature's outputs.
+        """
+        x_spec = tf.TensorSpec([None, *self.image_shape], tf.float32, name="x")
+        n_spec = tf.TensorSpec([], tf.int32, name="n")
+
+        def reconstruct(x):
+            return {"reconstruction": self.reconstruct(x)}
+
+        def decode(z):
+            return {"x_mean": self.decode(z)}
+
+        def sample(n):
+            return {"x_mean": self.sample(n)}
+
+        return {
+            "serving_default": (reconstruct, [x_spec]),
+            "reconstruct": (reconstruct, [x_spec]),
+            "decode": (decode, [self.latent_spec()]),
+            "sample": (sample, [n_spec]),
+        }
+
+    def endpoint_examples(self, images):
+        """`{endpoint: {input name: array}}`: example inputs of every endpoint built from real
+        images, for parity checks and int8 calibration."""
+        images = np.asarray(images, dtype="float32")
+        examples = {}
+        for name, (_, specs) in self.serving_endpoints().items():
+            inputs = {}
+            for spec in specs:
+                if spec.name == "x":
+                    inputs["x"] = images
+                elif spec.name == "z":
+                    inputs["z"] = keras.ops.convert_to_numpy(self.representation(images))
+                elif spec.name == "n":
+                    inputs["n"] = np.array(len(images), np.int32)
+                else:
+                    raise NotImplementedError(f"no example for input {spec.name!r} of {name}")
+            examples[name] = inputs
+        return examples

@@ -1,0 +1,196 @@
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from vae_zoo.distributions import diagonal_gaussian
+from vae_zoo.distributions import standard_normal
+from vae_zoo.errors import UserInputError
+from vae_zoo.layers import DiagonalGaussianHead
+from vae_zoo.layers import Sampling
+from vae_zoo.layers import get_likelihood
+from vae_zoo.models.base import ZooModel
+from vae_zoo.models.base import register_model
+from vae_zoo.networks import build_decoder
+from vae_zoo.networks import build_encoder
+
+
+@register_model
+class VAE(ZooModel):
+    """Variational autoencoder (Kingma & Welling, 2014) trained on the negative ELBO, in nats.
+
+    Per example, `loss = -log p(x|z) + beta * KL(q(z|x) || p(z))` with z ~ q(z|x) drawn once, the
+    log-likelihood summed over pixels and the KL over latent dimensions; the batch loss is the mean
+    over the global batch. q(z|x) is a diagonal Gaussian, p(z) = N(0, I). Variants that only
+    reweight the KL override `regularizer()`.
+
+    Calling the model runs one stochastic forward pass and returns a dict with `z_mean`,
+    `z_log_var`, `z` and `x_params` (the decoder's logits or means for that z).
+
+    Serving endpoints: `reconstruct`/`serving_default` (x -> reconstruction), `encode`
+    (x -> z_mean, z_log_var and one draw z), `decode` (z -> x_mean), `sample` (n -> x_mean).
+
+    Args:
+        image_shape: tuple of ints. Shape of one input, e.g. `(28, 28, 1)`.
+        latent_dim: int. Size of z.
+        network: str. Encoder/decoder family: `"dense"` or `"conv"`.
+        filters: list of ints. Channels of the stride-2 conv layers (conv network only).
+        hidden_units: list of ints. Dense layers between the image features and the latent head.
+        kernel_size: int. Conv kernel size (conv network only).
+        likelihood: str. p(x|z): `"bernoulli"` (logits) or `"gaussian"` (N(f(z), sigma^2 I)).
+        sigma: float. Gaussian likelihood scale (or its initial value when `learn_sigma`).
+        learn_sigma: bool. Learn the Gaussian scale.
+        beta: float. Weight on the KL term (1.0 is the ELBO).
+        dtype: Keras dtype policy of the hidden layers, e.g. `"mixed_bfloat16"` to compute them
+            in bfloat16 (faster on CPUs with AVX512-BF16 or AMX: `benchmarks/throughput.py`).
+            The posterior, the sampling, p(x|z) and the loss stay float32
+            (`vae_zoo/networks/precision.py`).
+
+    Network arguments left at None take the network's defaults; one the network does not take
+    (`filters` for the dense network) is an error.
+    """
+
+    metric_names = ("reconstruction", "kl", "elbo")
+
+    def __init__(
+        self,
+        image_shape,
+        latent_dim=16,
+        network="conv",
+        filters=None,
+        hidden_units=None,
+        kernel_size=None,
+        likelihood="bernoulli",
+        sigma=1.0,
+        learn_sigma=False,
+        beta=1.0,
+        **kwargs,
+    ):
+        if int(latent_dim) < 1:
+            raise UserInputError(f"latent_dim must be a positive integer, got {latent_dim}")
+        if beta < 0:
+            raise UserInputError(f"beta must be >= 0, got {beta}")
+        super().__init__(image_shape, **kwargs)
+
+        # === Layers ===
+        network_args = dict(
+            filters=None if filters is None else tuple(filters),
+            hidden_units=None if hidden_units is None else tuple(hidden_units),
+            kernel_size=kernel_size,
+        )
+        features = build_encoder(network, image_shape, dtype=self.dtype_policy, **network_args)
+        head = DiagonalGaussianHead(latent_dim, dtype="float32", name="posterior")
+        self.encoder = keras.Model(features.input, head(features.output), name="encoder")
+        self.decoder = build_decoder(network, image_shape, latent_dim, dtype=self.dtype_policy,
+                                     **network_args)
+        self.sampling = Sampling(dtype="float32", name="sampling")
+        self.likelihood = get_likelihood(likelihood, sigma=sigma, learn_sigma=learn_sigma)
+
+        # === Config ===
+        self.latent_dim = int(latent_dim)
+        self.network = network
+        self.filters = None if filters is None else list(filters)
+        self.hidden_units = None if hidden_units is None else list(hidden_units)
+        self.kernel_size = kernel_size
+        self.likelihood_name = likelihood
+        self.sigma = sigma
+        self.learn_sigma = learn_sigma
+        self.beta = float(beta)
+        # Every sublayer is built above, so the model is usable (and exportable) before any call.
+        self.built = True
+
+    def call(self, inputs, training=None):
+        x = self.as_batch(inputs)["x"]
+        z_mean, z_log_var = self.encoder(x, training=training)
+        z = self.sampling((z_mean, z_log_var))
+        x_params = self.decoder(z, training=training)
+        return {"z_mean": z_mean, "z_log_var": z_log_var, "z": z, "x_params": x_params}
+
+    # --- The objective ----------------------------------------------------------------------
+
+    def loss_terms(self, batch, outputs):
+        x = tf.cast(batch["x"], outputs["x_params"].dtype)
+        reconstruction = -self.likelihood.log_prob(x, outputs["x_params"])
+        kl = tfp.distributions.kl_divergence(
+            diagonal_gaussian(outputs["z_mean"], outputs["z_log_var"]), self.prior())
+        return {
+            "loss": reconstruction + self.regularizer(kl),
+            "reconstruction": reconstruction,
+            "kl": kl,
+            "elbo": -(reconstruction + kl),
+        }
+
+    def regularizer(self, kl):
+        """The KL penalty in the per-example loss; reweighting variants override this alone."""
+        return self.beta * kl
+
+    def schedule_values(self):
+        return {"beta": self.beta}
+
+    # --- The probability interface ----------------------------------------------------------
+
+    def posterior(self, x):
+        return diagonal_gaussian(*self.encoder(x, training=False))
+
+    def prior(self):
+        return standard_normal(self.latent_dim)
+
+    def representation(self, x):
+        z_mean, _ = self.encoder(x, training=False)
+        return z_mean
+
+    def decode(self, z):
+        return self.likelihood.mean(self.decoder(z, training=False))
+
+    def sample(self, n, seed=None):
+        # tf.random.normal lowers to TFLite's RANDOM_STANDARD_NORMAL builtin; a fixed seed takes
+        # the stateless op, for pictures that compare like with like across epochs.
+        if seed is None:
+            z = tf.random.normal([n, self.latent_dim])
+        else:
+            z = tf.random.stateless_normal([n, self.latent_dim], seed=[int(seed), 0])
+        return self.decode(z)
+
+    def log_importance_weights(self, x, num_samples):
+        x = tf.convert_to_tensor(x, tf.float32)
+        q = self.posterior(x)
+        z = q.sample(num_samples)  # (k, batch, latent)
+        log_q = q.log_prob(z)
+        log_pz = self.prior().log_prob(z)
+        k, batch = tf.shape(z)[0], tf.shape(x)[0]
+        flat_z = tf.reshape(z, [-1, self.latent_dim])
+        x_tiled = tf.reshape(
+            tf.tile(x[None], [k] + [1] * len(x.shape)), tf.concat([[-1], tf.shape(x)[1:]], 0))
+        log_px = self.likelihood.log_prob(x_tiled, self.decoder(flat_z, training=False))
+        return tf.reshape(log_px, [k, batch]) + log_pz - log_q
+
+    @property
+    def continuous_observations(self):
+        return self.likelihood_name == "gaussian"
+
+    # --- Serving ----------------------------------------------------------------------------
+
+    def serving_endpoints(self):
+        endpoints = super().serving_endpoints()
+        x_signature = endpoints["reconstruct"][1]
+
+        def encode(x):
+            z_mean, z_log_var = self.encoder(x, training=False)
+            return {"z_mean": z_mean, "z_log_var": z_log_var,
+                    "z": self.sampling((z_mean, z_log_var))}
+
+        return {**endpoints, "encode": (encode, x_signature)}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "image_shape": list(self.image_shape),
+            "latent_dim": self.latent_dim,
+            "network": self.network,
+            "filters": self.filters,
+            "hidden_units": self.hidden_units,
+            "kernel_size": self.kernel_size,
+            "likelihood": self.likelihood_name,
+            "sigma": self.sigma,
+            "learn_sigma": self.learn_sigma,
+            "beta": self.beta,
+        }

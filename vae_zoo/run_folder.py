@@ -1,0 +1,218 @@
+"""The run folder: the one object that knows every file of a run, and who may write them.
+
+    runs/conv_vae/
+      config.yaml            the validated config the run was started with
+      history.csv            one row per epoch (losses, validation losses, schedules)
+      checkpoints/best.keras weights of the best validation epoch
+      checkpoints/last/      the backup that --resume (and Ctrl-C) continue from
+      model.keras            the finished model (the best epoch's weights)
+      metrics.json           held-out metrics of the finished model
+      pictures/              PNGs of what the model learned
+      tensorboard/           train/validation scalars, images/, evaluation/, the projector
+
+Under multi-worker training only the chief writes the real folder; every other worker gets a
+private temporary folder (`is_chief=False`) that `cleanup()` removes, as TF's multi-worker
+guides do, so two processes never write the same file.
+"""
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from vae_zoo.config.schema import load_yaml
+from vae_zoo.errors import UserInputError
+
+
+class RunFolder:
+    """Paths and reads/writes of one run folder.
+
+    Args:
+        path: str or Path. The run folder.
+        is_chief: bool. False on non-chief workers: writes go to a temporary folder instead.
+    """
+
+    CONFIG = "config.yaml"
+    METRICS = "metrics.json"
+    MODEL = "model.keras"
+    HISTORY = "history.csv"
+    BEST_CHECKPOINT = "checkpoints/best.keras"
+    BACKUP = "checkpoints/last"
+    TENSORBOARD = "tensorboard"
+    PICTURES = "pictures"
+
+    def __init__(self, path, is_chief=True):
+        self.path = Path(path)
+        self.is_chief = is_chief
+        self.root = self.path if is_chief else Path(tempfile.mkdtemp(prefix="vae_zoo-worker-"))
+
+    def __fspath__(self):
+        return str(self.path)
+
+    def __str__(self):
+        return str(self.path)
+
+    # --- Paths (under `root`, the folder this process writes) --------------------------------
+
+    def file(self, name):
+        return self.root / name
+
+    @property
+    def config_path(self):
+        return self.root / self.CONFIG
+
+    @property
+    def metrics_path(self):
+        return self.root / self.METRICS
+
+    @property
+    def model_path(self):
+        return self.root / self.MODEL
+
+    @property
+    def history_path(self):
+        return self.root / self.HISTORY
+
+    @property
+    def best_checkpoint(self):
+        return self.root / self.BEST_CHECKPOINT
+
+    @property
+    def backup_dir(self):
+        return self.root / self.BACKUP
+
+    @property
+    def tensorboard_dir(self):
+        return self.root / self.TENSORBOARD
+
+    @property
+    def pictures_dir(self):
+        return self.root / self.PICTURES
+
+    def create(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def cleanup(self):
+        """Removes a non-chief worker's temporary folder; the chief's folder is kept."""
+        if not self.is_chief:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    # --- Choosing and checking a folder -------------------------------------------------------
+
+    @classmethod
+    def default(cls, model_name, root="runs"):
+        """`runs/<model>`, or `runs/<model>-2`, -3, ... when that one holds a run already."""
+        candidate, n = Path(root) / model_name, 1
+        while candidate.exists() and any(candidate.iterdir()):
+            n += 1
+            candidate = Path(root) / f"{model_name}-{n}"
+        return cls(candidate)
+
+    @classmethod
+    def latest(cls, model_name, root="runs"):
+        """The newest run folder of `model_name` under `root`, for `--resume` without `--run-dir`."""
+        runs = [p for p in Path(root).glob(f"{model_name}*") if (p / cls.CONFIG).is_file()]
+        runs = [p for p in runs
+                if p.name == model_name or p.name[len(model_name):].lstrip("-").isdigit()]
+        if not runs:
+            raise UserInputError(f"--resume: no run of {model_name} under {root}/; pass --run-dir")
+        return cls(max(runs, key=lambda p: (p / cls.CONFIG).stat().st_mtime))
+
+    def check_new(self, config_dict):
+        """Refuses a folder that holds anything, with the reason and what to do instead."""
+        if self.path.exists() and not self.path.is_dir():
+            raise UserInputError(f"run folder {self.path} is a file")
+        if not self.path.exists() or not any(self.path.iterdir()):
+            return
+        if not (self.path / self.CONFIG).is_file():
+            raise UserInputError(
+                f"run folder {self.path} is not empty and holds no vae_zoo run; "
+                "choose another --run-dir")
+        differences = config_differences(self.read_config(), config_dict)
+        if differences:
+            raise UserInputError(
+                f"run folder {self.path} holds a different run ({'; '.join(differences[:3])}); "
+                "choose another --run-dir"
+            )
+        raise UserInputError(
+            f"run folder {self.path} holds this run already; pass --resume to continue it, "
+            "or choose another --run-dir"
+        )
+
+    # --- Reading (always from the real folder) ------------------------------------------------
+
+    def read_config(self):
+        path = self.path / self.CONFIG
+        if not path.is_file():
+            raise UserInputError(f"{self.path} holds no run ({self.CONFIG} is missing)")
+        with open(path) as f:
+            return load_yaml(f)
+
+    def read_metrics(self):
+        path = self.path / self.METRICS
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def load_model(self):
+        """The finished model (`model.keras`)."""
+        import keras
+
+        import vae_zoo  # noqa: F401  (registers the model classes with Keras)
+
+        path = self.path / self.MODEL
+        if not path.is_file():
+            raise UserInputError(
+                f"{self.path} holds no {self.MODEL}; pass a run folder that train.py finished")
+        return keras.models.load_model(path)
+
+    def best_epoch(self):
+        """(epoch number, validation loss) of the best epoch in history.csv so far, or None."""
+        if not self.history_path.is_file():
+            return None
+        with open(self.history_path) as f:
+            rows = [r for r in csv.DictReader(f) if r.get("val_loss") not in (None, "", "nan")]
+        if not rows:
+            return None
+        row = min(rows, key=lambda r: float(r["val_loss"]))
+        return int(row["epoch"]) + 1, float(row["val_loss"])
+
+    # --- Writing (atomically: readers never see half a file) ----------------------------------
+
+    def write_config(self, config_dict):
+        write_atomic(self.config_path, yaml.safe_dump(config_dict, sort_keys=False))
+
+    def write_metrics(self, metrics):
+        write_atomic(self.metrics_path, json.dumps(metrics, indent=2) + "\n")
+
+    def save_model(self, model):
+        path = self.model_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        model.save(tmp)
+        os.replace(tmp, path)
+
+
+def config_differences(old, new, prefix=""):
+    """Human-readable `key: old -> new` lines for two nested config dicts."""
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            lines += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            lines.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return lines
+
+
+def write_atomic(path, text):
+    """Writes via a temporary file and a rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

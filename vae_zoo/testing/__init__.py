@@ -1,0 +1,1 @@
+"""The shared test harness every zoo model runs through (imports pytest: for tests only)."""

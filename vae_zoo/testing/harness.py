@@ -1,0 +1,337 @@
+"""The checks every zoo model passes. A model's test file, beside the model, names it:
+
+    class TestConvVAE(ZooModelChecks):
+        model_name = "conv_vae"
+
+The harness talks to the model only through the `ZooModel` interface and reads its
+`capabilities`: a conditional model gets labelled batches, a batch-dependent objective skips the
+1-vs-2-replica equality (replicas see different batches, hence different objectives), and the
+density checks run only where `has_density`.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from vae_zoo.config import RunConfig
+from vae_zoo.config import load_zoo_config
+from vae_zoo.data import DataSpec
+from vae_zoo.export import QUANTIZATIONS
+from vae_zoo.export import TOLERANCES
+from vae_zoo.export import as_float32
+from vae_zoo.export import calibration_inputs
+from vae_zoo.export import convert_to_tflite
+from vae_zoo.export import export_saved_model
+from vae_zoo.export import parity
+from vae_zoo.export import within_tolerance
+from vae_zoo.layers import Sampling
+
+IMAGE_SHAPES = [(28, 28, 1), (32, 32, 3), (64, 64, 3)]
+NUM_CLASSES = 10
+STOCHASTIC_DRAWS = 2000
+
+
+def build_zoo_model(model_name, image_shape, precision="float32", num_classes=None, **overrides):
+    raw = load_zoo_config(model_name)
+    raw["model"].update(overrides)
+    spec = DataSpec(tuple(image_shape), num_classes=num_classes)
+    return RunConfig.from_dict(raw).model.build(spec, precision=precision)
+
+
+def structured_images(n, image_shape, seed=0):
+    """Blurry blobs in [0, 1]: images with structure a VAE can learn in a few steps."""
+    rng = np.random.default_rng(seed)
+    h, w, c = image_shape
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    centres = rng.uniform(0.2, 0.8, size=(n, 2, c))
+    d2 = (yy[None, :, :, None] - centres[:, None, None, 0]) ** 2 + (
+        xx[None, :, :, None] - centres[:, None, None, 1]
+    ) ** 2
+    return np.exp(-d2 / 0.02).astype("float32")
+
+
+def deterministic_sampling(monkeypatch):
+    """Replaces eps ~ N(0, I) by a fixed function of z_mean, so that runs on 1 and 2 replicas draw
+    the same eps for the same example."""
+
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        eps = tf.stop_gradient(tf.sin(10.0 * z_mean + 1.0))
+        return z_mean + tf.exp(0.5 * z_log_var) * eps
+
+    monkeypatch.setattr(Sampling, "call", call)
+
+
+def leaf_layers(layer):
+    """Every layer with no sublayers inside `layer`, however deeply nested."""
+    children = [l for l in getattr(layer, "layers", []) if l is not layer]
+    if not children:
+        return [layer]
+    return [leaf for child in children for leaf in leaf_layers(child)]
+
+
+def assert_same_distribution(draws, reference, what, quantize="none"):
+    """Two sets of draws (axis 0) agree: constant outputs within the `quantize` mode's tolerance,
+    random ones in mean and spread."""
+    draws, reference = np.asarray(draws, "float64"), np.asarray(reference, "float64")
+    assert draws.shape == reference.shape, what
+    spread = reference.std(axis=0)
+    if spread.max() < 1e-6:
+        errors = parity(draws, reference)
+        assert within_tolerance(quantize, errors), (what, errors, TOLERANCES[quantize])
+        return
+    # 2000 draws: the difference of two means has a standard error of 0.032 spreads.
+    assert (np.abs(draws.mean(axis=0) - reference.mean(axis=0)) <= 0.15 * spread + 0.01).all(), what
+    ratio = draws.std(axis=0)[spread > 1e-3] / spread[spread > 1e-3]
+    assert (np.abs(ratio - 1) < 0.15).all(), (what, ratio.min(), ratio.max())
+
+
+def numpy_outputs(outputs):
+    return {k: keras.ops.convert_to_numpy(v) for k, v in outputs.items()}
+
+
+# Runs in a fresh interpreter that never imports vae_zoo: what TF Serving or a user's client sees.
+RELOAD_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    folder, inputs = sys.argv[1], np.load(sys.argv[2])
+    loaded = tf.saved_model.load(folder)
+    signatures, results = {}, {}
+    for name, signature in loaded.signatures.items():
+        spec = signature.structured_input_signature[1]
+        signatures[name] = {"inputs": sorted(spec), "outputs": sorted(signature.structured_outputs)}
+        outputs = signature(**{k: tf.constant(inputs[f"{name}/{k}"]) for k in spec})
+        results.update({f"{name}/{k}": v.numpy() for k, v in outputs.items()})
+    np.savez(sys.argv[3], **results)
+    assert "vae_zoo" not in sys.modules
+    print(json.dumps(signatures))
+""")
+
+
+class ZooModelChecks:
+    model_name = None
+    model_overrides = {}  # model config values that differ from zoo_configs/<model_name>.yaml
+
+    def build(self, image_shape=(28, 28, 1), precision="float32"):
+        model_class = RunConfig.from_dict(load_zoo_config(self.model_name)).model.model_class()
+        num_classes = NUM_CLASSES if model_class.capabilities.conditional else None
+        return build_zoo_model(self.model_name, image_shape, precision, num_classes,
+                               **self.model_overrides)
+
+    def examples(self, model, x, seed=0):
+        """Example dicts for `x`, with labels when the model is conditional."""
+        examples = {"x": x}
+        if model.capabilities.conditional:
+            examples["y"] = np.random.default_rng(seed).integers(NUM_CLASSES, size=len(x))
+        return examples
+
+    def batches(self, model, x, batch_size):
+        return tf.data.Dataset.from_tensor_slices(self.examples(model, x)).batch(batch_size)
+
+    def stochastic_inputs(self, model, examples):
+        """The inputs of each random endpoint, repeated so that its outputs can be compared as
+        distributions: one example 2000 times, or 2000 samples."""
+        repeated = {}
+        for name, inputs in examples.items():
+            if name in model.deterministic_endpoints:
+                continue
+            repeated[name] = {
+                k: np.array(STOCHASTIC_DRAWS, v.dtype) if v.ndim == 0
+                else np.repeat(v[:1], STOCHASTIC_DRAWS, axis=0)
+                for k, v in inputs.items()
+            }
+        return repeated
+
+    @pytest.mark.parametrize("image_shape", IMAGE_SHAPES)
+    def test_interface_shapes(self, image_shape):
+        model = self.build(image_shape)
+        x = structured_images(3, image_shape)
+        code = keras.ops.convert_to_numpy(model.representation(x))
+        assert code.shape[0] == 3 and code.dtype == np.float32
+        assert model.decode(code).shape == (3, *image_shape)
+        assert model.reconstruct(x).shape == (3, *image_shape)
+        samples = keras.ops.convert_to_numpy(model.sample(5))
+        assert samples.shape == (5, *image_shape)
+        if not model.continuous_observations:
+            assert samples.min() >= 0.0 and samples.max() <= 1.0
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(model.sample(4, seed=3)),
+                                      keras.ops.convert_to_numpy(model.sample(4, seed=3)))
+        terms = model.loss_terms(self.examples(model, x), model(self.examples(model, x)))
+        assert {"loss", *model.metric_names} <= set(terms)
+        assert all(terms[name].shape == (3,) for name in ("loss", *model.metric_names))
+        if model.capabilities.has_density:
+            assert model.posterior(x).batch_shape == (3,)
+            weights = model.log_importance_weights(x, 7)
+            assert weights.shape == (7, 3) and np.isfinite(weights.numpy()).all()
+
+    @pytest.mark.parametrize("image_shape", IMAGE_SHAPES)
+    def test_training_lowers_the_loss(self, image_shape):
+        keras.utils.set_random_seed(0)
+        model = self.build(image_shape)
+        model.compile(**model.make_optimizers(1e-3), jit_compile=False)
+        x = structured_images(64, image_shape)
+        history = model.fit(self.batches(model, x, 16), epochs=4, verbose=0, shuffle=False)
+        losses = history.history["loss"]
+        assert np.all(np.isfinite(losses))
+        assert losses[-1] < 0.9 * losses[0], losses
+        for key in model.metric_names:
+            assert np.isfinite(history.history[key][-1])
+        assert int(model.steps_trained.numpy()) == 16  # 4 epochs of 4 batches
+
+    def test_mixed_bfloat16_trains_with_a_float32_objective_and_exports_float32(self, tmp_path):
+        keras.utils.set_random_seed(0)
+        model = self.build(precision="mixed_bfloat16")
+        assert any(layer.compute_dtype == "bfloat16" for layer in leaf_layers(model) if layer.weights)
+        x = structured_images(64, (28, 28, 1))
+        examples = self.examples(model, x[:4])
+        terms = model.loss_terms(examples, model(examples))
+        assert {k: v.dtype for k, v in terms.items()} == dict.fromkeys(terms, tf.float32)
+        assert model.decode(model.representation(x[:4])).dtype == tf.float32
+        model.compile(**model.make_optimizers(1e-3), jit_compile=False)
+        losses = model.fit(self.batches(model, x, 16), epochs=4, verbose=0).history["loss"]
+        assert np.all(np.isfinite(losses)) and losses[-1] < 0.9 * losses[0], losses
+        assert all(w.dtype in ("float32", "int64") for w in model.weights)
+
+        model.save(tmp_path / "model.keras")
+        assert keras.models.load_model(tmp_path / "model.keras").dtype_policy.name == (
+            "mixed_bfloat16")
+        full = as_float32(model)
+        assert all(layer.compute_dtype == "float32" for layer in leaf_layers(full) if layer.weights)
+        for a, b in zip(full.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        mixed_out = keras.ops.convert_to_numpy(model.reconstruct(x[:8]))
+        full_out = keras.ops.convert_to_numpy(full.reconstruct(x[:8]))
+        assert 0 < np.abs(full_out - mixed_out).max() < 0.05  # only bfloat16 rounding differs
+        loaded = tf.saved_model.load(str(export_saved_model(model, tmp_path / "served")))
+        served = loaded.signatures["reconstruct"](x=tf.constant(x[:8]))["reconstruction"]
+        np.testing.assert_allclose(served.numpy(), full_out, atol=1e-5)
+
+    def test_config_round_trip(self):
+        model = self.build()
+        config = model.get_config()
+        clone = type(model).from_config(config)
+        assert clone.get_config() == config
+        assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
+
+    def test_keras_file_reloads_with_identical_outputs_and_training_state(self, tmp_path,
+                                                                          mnist_images):
+        model = self.build()
+        model.compile(**model.make_optimizers(1e-3), jit_compile=False)
+        model.fit(self.batches(model, mnist_images[:64], 32), epochs=1, verbose=0)
+        path = tmp_path / "model.keras"
+        model.save(path)
+        loaded = keras.models.load_model(path)
+        assert type(loaded) is type(model)
+        assert loaded.get_config() == model.get_config()
+        x = mnist_images[:8]
+        np.testing.assert_array_equal(
+            keras.ops.convert_to_numpy(loaded.reconstruct(x)),
+            keras.ops.convert_to_numpy(model.reconstruct(x)),
+        )
+        for a, b in zip(loaded.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) == 2
+        assert int(loaded.steps_trained) == 2
+
+    def test_one_and_two_replicas_take_the_same_step(self, monkeypatch, mnist_images):
+        """The loss is averaged over the global batch, so the strategy's SUM of per-replica
+        gradients equals the single-device gradient (a plain mean would double it)."""
+        model_class = RunConfig.from_dict(load_zoo_config(self.model_name)).model.model_class()
+        if model_class.capabilities.batch_dependent_objective:
+            pytest.skip("a batch-dependent objective differs between one batch and two halves")
+        deterministic_sampling(monkeypatch)
+        x = mnist_images[:16]
+        deltas = {}
+        initial = None
+        for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
+            # ReductionToOneDevice: the default collective all-reduce reuses instance keys across
+            # strategies in one process and fails on the second model built in the session.
+            strategy = tf.distribute.MirroredStrategy(
+                devices, cross_device_ops=tf.distribute.ReductionToOneDevice()
+            )
+            with strategy.scope():
+                model = self.build()
+                model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
+            if initial is None:
+                initial = model.get_weights()
+            model.set_weights(initial)
+            assert model.distribute_strategy.num_replicas_in_sync == len(devices)
+            model.fit(self.batches(model, x, 16), epochs=1, verbose=0, shuffle=False)
+            deltas[len(devices)] = [w - w0 for w, w0 in zip(model.get_weights(), initial)]
+            assert int(model.steps_trained.numpy()) == 1
+        moved = max(np.abs(d).max() for d in deltas[1])
+        assert moved > 1e-4  # the step did something, so a factor of 2 would show
+        for one, two in zip(deltas[1], deltas[2]):
+            np.testing.assert_allclose(two, one, rtol=1e-3, atol=1e-6 * moved)
+
+    # --- Export: SavedModel signatures and TFLite files -----------------------------------------
+
+    @pytest.fixture(scope="class")
+    def exported(self, tmp_path_factory, mnist_images):
+        """A briefly trained model, its SavedModel version folder, and the folder it lives in."""
+        keras.utils.set_random_seed(0)
+        model = self.build()
+        model.compile(**model.make_optimizers(1e-3), jit_compile=False)
+        model.fit(self.batches(model, mnist_images, 64), epochs=2, verbose=0)
+        folder = tmp_path_factory.mktemp(self.model_name)
+        return model, export_saved_model(model, folder / "served"), folder
+
+    def test_saved_model_matches_keras_in_a_process_without_vae_zoo(self, exported, mnist_images):
+        model, version_dir, folder = exported
+        assert version_dir.name == "1" and (version_dir / "saved_model.pb").is_file()
+        endpoints = model.serving_endpoints()
+        examples = model.endpoint_examples(mnist_images[:8])
+        stochastic = self.stochastic_inputs(model, examples)
+        inputs = {**{name: examples[name] for name in model.deterministic_endpoints}, **stochastic}
+        np.savez(folder / "inputs.npz",
+                 **{f"{name}/{k}": v for name, values in inputs.items() for k, v in values.items()})
+        result = subprocess.run(
+            [sys.executable, "-c", RELOAD_SCRIPT, str(version_dir), str(folder / "inputs.npz"),
+             str(folder / "outputs.npz")], capture_output=True, text=True, cwd=folder, timeout=300)
+        assert result.returncode == 0, result.stderr
+        signatures = json.loads(result.stdout.strip().splitlines()[-1])
+        out = np.load(folder / "outputs.npz")
+        assert sorted(signatures) == sorted(endpoints)
+        for name, values in inputs.items():
+            expected = numpy_outputs(endpoints[name][0](**values))
+            assert signatures[name] == {"inputs": sorted(values), "outputs": sorted(expected)}
+            for key, value in expected.items():
+                if name in model.deterministic_endpoints:
+                    np.testing.assert_allclose(out[f"{name}/{key}"], value, atol=1e-5)
+                else:
+                    assert_same_distribution(out[f"{name}/{key}"], value, f"{name}/{key}")
+
+    @pytest.mark.parametrize("quantize", QUANTIZATIONS)
+    def test_tflite_matches_the_saved_model(self, exported, mnist_images, quantize):
+        from ai_edge_litert.interpreter import Interpreter
+
+        model, version_dir, _ = exported
+        loaded = tf.saved_model.load(str(version_dir))
+        examples = model.endpoint_examples(mnist_images[64:192])
+        deterministic = model.deterministic_endpoints
+        representative = calibration_inputs(examples, deterministic, count=32)
+        interpreter = Interpreter(model_content=convert_to_tflite(version_dir, quantize,
+                                                                  representative))
+        expected_signatures = deterministic if quantize == "int8" else model.serving_endpoints()
+        assert sorted(interpreter.get_signature_list()) == sorted(expected_signatures)
+        for name in deterministic:
+            outputs = interpreter.get_signature_runner(name)(**examples[name])
+            reference = loaded.signatures[name](
+                **{k: tf.constant(v) for k, v in examples[name].items()})
+            for key, value in reference.items():
+                errors = parity(outputs[key], value.numpy())
+                assert within_tolerance(quantize, errors), (name, key, errors, TOLERANCES[quantize])
+        if quantize != "int8":
+            for name, inputs in self.stochastic_inputs(model, examples).items():
+                outputs = interpreter.get_signature_runner(name)(**inputs)
+                expected = numpy_outputs(model.serving_endpoints()[name][0](**inputs))
+                for key, value in expected.items():
+                    assert_same_distribution(outputs[key], value, f"{quantize} {name}/{key}",
+                                             quantize)
