@@ -49,8 +49,10 @@ async def _errors_as_json(request, handler):
     except Exception as e:  # a bug must answer 500, never take the server down
         log.exception("internal error on %s %s", request.method, request.path)
         return _json({"error": f"Internal error: {e}"}, status=500)
-    if response.status in (408, 413):  # the body was not read whole: do not wait for the rest
-        response.force_close()
+    if response.status == 408:  # a client too slow to send its body: answer, then hang up
+        await response.prepare(request)  # rather than read on (aiohttp's lingering close)
+        await response.write_eof()
+        request.protocol.force_close()
     return response
 
 
