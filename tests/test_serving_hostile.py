@@ -143,6 +143,9 @@ def test_grpc_declared_sizes_are_checked_before_allocating(served):
     for shape in ([65, 16], [2 ** 62, 16]):
         code, details = grpc_error(served, grpc_request("decode", z=proto(types_pb2.DT_FLOAT, shape)))
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "(--max" in details, details
+    too_long = proto(types_pb2.DT_FLOAT, [1, 16], tensor_content=b"\0" * 2_000_001)
+    code, details = grpc_error(served, grpc_request("decode", z=too_long))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, details  # the message: gRPC's own check
     n = proto(types_pb2.DT_INT32, [], int_val=[65])
     assert grpc_error(served, grpc_request("sample", n=n)) == (
         grpc.StatusCode.RESOURCE_EXHAUSTED,

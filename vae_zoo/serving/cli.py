@@ -36,7 +36,8 @@ def build_parser():
     parser.add_argument("--rest_api_port", type=int, default=8501)
     parser.add_argument("--port", type=int, default=0, help="gRPC port (default 0: no gRPC)")
     parser.add_argument("--bind_address", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all, with a "
+                             "warning: the APIs have no authentication)")
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                         help="how often to look for new versions (0: never)")
     for field in dataclasses.fields(Limits):
