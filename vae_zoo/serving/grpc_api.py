@@ -108,12 +108,12 @@ def _method(request_type, response_type, answer, read_timeout, gate=None):
 
 def make_grpc_server(registry, address, port, limits, gate):
     """A grpc.aio server on `address:port` (not started) sharing the REST API's `gate`."""
-    ms = lambda seconds: int(seconds * 1000)  # noqa: E731
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", limits.max_request_bytes),
         ("grpc.max_send_message_length", limits.max_output_bytes + 1024 * 1024),
-        ("grpc.max_connection_idle_ms", ms(limits.idle_timeout_seconds)),
-        ("grpc.server_handshake_timeout_ms", ms(limits.read_timeout_seconds)),
+        ("grpc.max_connection_idle_ms", int(limits.idle_timeout_seconds * 1000)),
+        # A connection that never sends HTTP/2's preface is closed after this.
+        ("grpc.server_handshake_timeout_ms", int(limits.read_timeout_seconds * 1000)),
     ])
     timeout = limits.read_timeout_seconds
 
