@@ -37,7 +37,7 @@ setup(
     },
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
     },
     entry_points={"console_scripts": [

@@ -16,7 +16,9 @@ import urllib.request
 import numpy as np
 
 
-class ServingError(RuntimeError):
+class ServingRequestError(RuntimeError):
+    """An HTTP error answer of the server: its status and `{"error": message}`."""
+
     def __init__(self, status, message):
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
@@ -38,7 +40,7 @@ class ServingClient:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as e:
-            raise ServingError(e.code, json.loads(e.read() or b"{}").get("error", e.reason)) from None
+            raise ServingRequestError(e.code, json.loads(e.read() or b"{}").get("error", e.reason)) from None
 
     def status(self):
         return self._call()

@@ -5,6 +5,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -39,10 +40,14 @@ def start_server(*args):
         [sys.executable, "-m", "export.serve", *args], cwd=REPO, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 120
+    process.printed = []  # every line it prints
     for line in process.stdout:
+        process.printed.append(line)
         if line.startswith("REST API at") or time.monotonic() > deadline:
             break
     assert process.poll() is None, "server exited"
+    # Keep reading what it prints, so that a full pipe never blocks it.
+    threading.Thread(target=lambda: process.printed.extend(process.stdout), daemon=True).start()
     return process
 
 

@@ -2,12 +2,27 @@
 
 import argparse
 import asyncio
+import dataclasses
+import ipaddress
 import logging
 import signal
 import sys
 from pathlib import Path
 
-from vae_zoo.serving.rest import DEFAULT_MAX_REQUEST_BYTES
+from vae_zoo.serving.limits import Limits
+
+LIMIT_HELP = {
+    "max_request_bytes": "largest REST body or gRPC message, and largest declared size of a "
+                         "request's input tensors",
+    "max_batch_size": "largest dim 0 of an input, and largest count such as sample's n",
+    "max_output_bytes": "largest size of the output tensors a request asks for (REST's JSON "
+                        "takes several times more)",
+    "max_concurrent_requests": "predict requests parsed and run at once, REST and gRPC together",
+    "max_queued_requests": "predict requests that may wait for a turn; more are refused (429)",
+    "read_timeout_seconds": "time a client has to send a request body or gRPC message",
+    "idle_timeout_seconds": "an open connection with no request (or no whole HTTP header) is "
+                            "closed after this",
+}
 
 
 def build_parser():
@@ -21,11 +36,27 @@ def build_parser():
     parser.add_argument("--rest_api_port", type=int, default=8501)
     parser.add_argument("--port", type=int, default=0, help="gRPC port (default 0: no gRPC)")
     parser.add_argument("--bind_address", default="127.0.0.1",
-                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for all, with a "
+                             "warning: the APIs have no authentication)")
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                         help="how often to look for new versions (0: never)")
-    parser.add_argument("--max_request_bytes", type=int, default=DEFAULT_MAX_REQUEST_BYTES)
+    for field in dataclasses.fields(Limits):
+        parser.add_argument(f"--{field.name}", type=field.type, default=field.default,
+                            help=f"{LIMIT_HELP[field.name]} (default {field.default})")
     return parser
+
+
+def exposure_warning(address):
+    """A one-line warning when listening beyond loopback: the APIs have no authentication
+    (neither have TF Serving's), so anyone who reaches the address can use the models."""
+    try:
+        loopback = ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        loopback = address == "localhost"
+    if not loopback:
+        return (f"warning: listening on {address}: the REST and gRPC APIs have no authentication, "
+                "anyone who can reach this address can query the models")
+    return None
 
 
 def main(argv=None):
@@ -38,6 +69,13 @@ def main(argv=None):
         if path and not Path(path).exists():
             print(f"error: {path} does not exist", file=sys.stderr)
             return 2
+    limits = Limits(**{field.name: getattr(args, field.name) for field in dataclasses.fields(Limits)})
+    if min(dataclasses.astuple(limits)) <= 0:
+        print("error: every --max_* limit and timeout must be positive", file=sys.stderr)
+        return 2
+    warning = exposure_warning(args.bind_address)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     from google.protobuf import text_format
 
@@ -53,7 +91,7 @@ def main(argv=None):
         return 2
     registry.start()
     try:
-        asyncio.run(_serve(registry, args))
+        asyncio.run(_serve(registry, args, limits))
     except OSError as e:
         print(f"error: cannot listen: {e}", file=sys.stderr)
         return 2
@@ -62,19 +100,23 @@ def main(argv=None):
     return 0
 
 
-async def _serve(registry, args):
+async def _serve(registry, args, limits):
     from aiohttp import web
 
+    from vae_zoo.serving.limits import Gate
     from vae_zoo.serving.rest import make_app
 
-    runner = web.AppRunner(make_app(registry, args.max_request_bytes), access_log=None)
+    gate = Gate(limits)
+    runner = web.AppRunner(make_app(registry, limits, gate), access_log=None,
+                           keepalive_timeout=limits.idle_timeout_seconds)
     await runner.setup()
     await web.TCPSite(runner, args.bind_address, args.rest_api_port).start()
     grpc_server = None
     if args.port:
-        from vae_zoo.serving.grpc_api import start_grpc_server
+        from vae_zoo.serving.grpc_api import make_grpc_server
 
-        grpc_server = start_grpc_server(registry, args.bind_address, args.port)
+        grpc_server = make_grpc_server(registry, args.bind_address, args.port, limits, gate)
+        await grpc_server.start()
         print(f"gRPC API at {args.bind_address}:{args.port}", flush=True)
     print(f"REST API at http://{args.bind_address}:{args.rest_api_port}/v1/models/"
           f"{','.join(registry.models)}", flush=True)
@@ -84,5 +126,5 @@ async def _serve(registry, args):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     if grpc_server is not None:
-        grpc_server.stop(grace=1)
+        await grpc_server.stop(grace=1)
     await runner.cleanup()

@@ -5,10 +5,12 @@ import json
 import logging
 import re
 
-import tensorflow as tf
 from aiohttp import web
 
+from vae_zoo.serving import predict
 from vae_zoo.serving.errors import ServingError
+from vae_zoo.serving.limits import Gate
+from vae_zoo.serving.limits import Limits
 from vae_zoo.serving.tensors import encode_predict_response
 from vae_zoo.serving.tensors import input_specs
 from vae_zoo.serving.tensors import parse_predict_request
@@ -20,12 +22,12 @@ URL = re.compile(
     r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>predict|classify|regress))?$"
 )
-DEFAULT_MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 
-def make_app(registry, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES):
-    app = web.Application(client_max_size=max_request_bytes, middlewares=[_errors_as_json])
-    app["registry"] = registry
+def make_app(registry, limits=Limits(), gate=None):
+    """`gate`: shared with the gRPC API so that both count against the same concurrency limit."""
+    app = web.Application(client_max_size=limits.max_request_bytes, middlewares=[_errors_as_json])
+    app["registry"], app["limits"], app["gate"] = registry, limits, gate or Gate(limits)
     app.router.add_route("*", "/{tail:.*}", _dispatch)
     return app
 
@@ -39,14 +41,19 @@ async def _errors_as_json(request, handler):
     try:
         return await handler(request)
     except ServingError as e:
-        return _json({"error": e.message}, status=e.http_status)
+        response = _json({"error": e.message}, status=e.http_status)
     except web.HTTPRequestEntityTooLarge as e:
-        return _json({"error": f"Request too large: {e.text}"}, status=413)
+        response = _json({"error": f"Request too large: {e.text} (--max_request_bytes)"}, status=413)
     except web.HTTPException as e:
         return _json({"error": e.reason}, status=e.status)
     except Exception as e:  # a bug must answer 500, never take the server down
         log.exception("internal error on %s %s", request.method, request.path)
         return _json({"error": f"Internal error: {e}"}, status=500)
+    if response.status == 408:  # a client too slow to send its body: answer, then hang up
+        await response.prepare(request)  # rather than read on (aiohttp's lingering close)
+        await response.write_eof()
+        request.protocol.force_close()
+    return response
 
 
 async def _dispatch(request):
@@ -66,10 +73,27 @@ async def _dispatch(request):
             version, _ = registry.get(name, label=label)
         return _json(registry.status(name, version))
 
-    model_version, loaded = registry.get(name, version, label)
-    body = await request.read()
+    _, loaded = registry.get(name, version, label)
+    limits, gate = request.app["limits"], request.app["gate"]
+    if (request.content_length or 0) > limits.max_request_bytes:
+        raise web.HTTPRequestEntityTooLarge(limits.max_request_bytes, request.content_length)
+    with gate.admit():
+        try:
+            body = await asyncio.wait_for(request.read(), limits.read_timeout_seconds)
+        except asyncio.TimeoutError:
+            raise ServingError("DEADLINE_EXCEEDED", "Request body not received within "
+                               f"{limits.read_timeout_seconds:g} s (--read_timeout_seconds)") from None
+        answer = await gate.run(_predict, loaded, verb, body, limits)
+    return web.Response(body=answer, content_type="application/json")
+
+
+def _predict(loaded, verb, body, limits):
+    """The JSON answer to a predict body, all on a worker thread (parsing a large body or
+    encoding a large answer would stall every other connection on the event loop)."""
     try:
         decoded = json.loads(body)
+    except RecursionError:
+        raise ServingError("INVALID_ARGUMENT", "JSON Parse error: nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise ServingError("INVALID_ARGUMENT", f"JSON Parse error: {e}") from None
     signature_name = decoded.get("signature_name") if isinstance(decoded, dict) else None
@@ -82,18 +106,10 @@ async def _dispatch(request):
             "INVALID_ARGUMENT",
             f"Expected {verb} signature method_name to be tensorflow/serving/{verb}. Was: {method}",
         )
-    arrays, row_format = parse_predict_request(decoded, input_specs(signature))
-    loop = asyncio.get_running_loop()
-    outputs = await loop.run_in_executor(None, _run, signature, arrays)
-    return _json(encode_predict_response(outputs, row_format))
-
-
-def _run(signature, arrays):
-    try:
-        results = signature(**{name: tf.constant(value) for name, value in arrays.items()})
-    except (tf.errors.InvalidArgumentError, ValueError) as e:
-        raise ServingError("INVALID_ARGUMENT", str(e).splitlines()[0]) from None
-    return {name: tensor.numpy() for name, tensor in results.items()}
+    arrays, row_format = parse_predict_request(decoded, input_specs(signature), limits)
+    outputs = predict.run(loaded, signature_name, signature, arrays, limits)
+    # NaN and infinities are written as TF Serving writes them (rapidjson's NaN, Infinity).
+    return json.dumps(encode_predict_response(outputs, row_format)).encode()
 
 
 def _metadata(registry, name, version, label):
