@@ -44,6 +44,6 @@ setup(
         "vae-zoo-train=vae_zoo.commands.train:main",
         "vae-zoo-evaluate=vae_zoo.commands.evaluate:main",
         "vae-zoo-export=vae_zoo.commands.export:main",
-        "vae-zoo-serve=vae_zoo.serving.cli:main",
+        "vae-zoo-serve=vae_zoo.commands.serve:main",
     ]},
 )

@@ -109,11 +109,12 @@ def main():
 
     from vae_zoo.config import RunConfig
     from vae_zoo.config import load_zoo_config
+    from vae_zoo.data import DataSpec
     from vae_zoo.export import export_saved_model
 
     image_shape = (28, 28, 1)
     base = Path(tempfile.mkdtemp(prefix="serving-load-")) / "bench"
-    model = RunConfig.from_dict(load_zoo_config(args.model)).model.build(image_shape)
+    model = RunConfig.from_dict(load_zoo_config(args.model)).model.build(DataSpec(image_shape))
     export_saved_model(model, base)
     inputs = {b: np.random.default_rng(0).uniform(size=(b, *image_shape)).astype("float32")
               for b in BATCHES}

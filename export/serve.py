@@ -5,7 +5,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from vae_zoo.serving.cli import main  # noqa: E402
+from vae_zoo.commands.serve import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

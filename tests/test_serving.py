@@ -256,5 +256,5 @@ def test_server_binds_loopback_by_default_and_rejects_bad_flags(tmp_path):
     result = subprocess.run([sys.executable, "-m", "export.serve", "--model_base_path",
                              str(tmp_path / "missing")], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2 and "does not exist" in result.stderr
-    from vae_zoo.serving.cli import build_parser
+    from vae_zoo.commands.serve import build_parser
     assert build_parser().parse_args([]).bind_address == "127.0.0.1"

@@ -24,7 +24,7 @@ from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from tests.model_harness import build_zoo_model
+from vae_zoo.testing.harness import build_zoo_model
 from tests.test_serving import call
 from tests.test_serving import free_port
 from tests.test_serving import start_server

@@ -18,14 +18,14 @@ from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from tests.model_harness import build_zoo_model
+from vae_zoo.testing.harness import build_zoo_model
 from tests.test_serving import REPO
 from tests.test_serving import call
 from tests.test_serving import free_port
 from tests.test_serving import images
 from tests.test_serving import start_server
 from vae_zoo.export import export_saved_model
-from vae_zoo.serving.cli import exposure_warning
+from vae_zoo.commands.serve import exposure_warning
 
 pytestmark = pytest.mark.slow
 LIMITS = {"max_request_bytes": 2_000_000, "max_batch_size": 64, "max_output_bytes": 100_000,
