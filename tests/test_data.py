@@ -71,13 +71,31 @@ def test_training_order_is_shuffled_and_seeded():
     assert labels_order[0] == labels_order[1]  # unshuffled pipeline is deterministic
 
 
-def test_dynamic_binarisation_draws_new_pixels_each_epoch():
+def test_dynamic_binarisation_draws_new_pixels_each_epoch_and_the_same_for_the_same_epoch():
     images = tf.data.Dataset.from_tensor_slices({"x": np.full((64, 8, 8, 1), 0.5, "float32")})
-    ds = make_pipeline(images, 64, training=True, binarize=True, seed=1)
-    first, second = [next(iter(ds))["x"].numpy() for _ in range(2)]
+
+    def epoch(e, seed=1):
+        ds = make_pipeline(images, 64, training=True, binarize=True, seed=seed, epoch=e)
+        return next(iter(ds))["x"].numpy()
+
+    first, second = epoch(0), epoch(1)
     assert set(np.unique(first)) == {0.0, 1.0}
     assert abs(first.mean() - 0.5) < 0.05
     assert (first != second).mean() > 0.3
+    np.testing.assert_array_equal(epoch(1), second)  # a resumed epoch sees the same pixels
+    assert (epoch(1, seed=2) != second).mean() > 0.3
+
+
+def test_training_order_is_a_function_of_seed_and_epoch():
+    examples = tf.data.Dataset.from_tensor_slices({"x": np.arange(100, dtype="float32")})
+
+    def order(seed, epoch):
+        ds = make_pipeline(examples, 100, training=True, seed=seed, epoch=epoch, shuffle_buffer=100)
+        return next(iter(ds))["x"].numpy()
+
+    np.testing.assert_array_equal(order(0, 3), order(0, 3))
+    assert sorted(order(0, 3)) == list(range(100))
+    assert (order(0, 3) != order(0, 4)).any() and (order(0, 3) != order(1, 3)).any()
 
 
 def test_resize_to_image_size():

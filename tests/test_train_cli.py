@@ -44,8 +44,11 @@ def test_train_writes_a_complete_run_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "test ELBO" in result.stdout and "data: embedded MNIST sample" in result.stdout
     for name in ("config.yaml", "metrics.json", "model.keras", "history.csv",
-                 "checkpoints/best.keras", "checkpoints/last/latest.weights.h5"):
+                 "checkpoints/best.keras"):
         assert (run / name).is_file(), name
+    # Two step checkpoints are kept: the ends of epochs 1 and 2 (4 batches each).
+    assert sorted(p.name for p in (run / "checkpoints/steps").iterdir()) == [
+        "step-000000004", "step-000000008"]
 
     metrics = json.loads((run / "metrics.json").read_text())
     test = metrics["test"]
@@ -68,8 +71,10 @@ def test_train_writes_a_complete_run_folder(tmp_path):
 
     # The evaluation at the end of training: IW NLL, bits/dim, active units, pictures, projector.
     assert test["iw_samples"] == 100 and test["iw_examples"] == 256
-    # On the same 256 images the k=100 bound is tighter than the ELBO, by a few nats at most.
-    assert -test["elbo"] - 30 < test["iw_nll"] < -test["elbo"] + 0.5
+    # On the same 256 images the k=100 bound is tighter than the ELBO, by a few nats to a few
+    # tens after only 8 steps (the posterior has barely left the prior: at 6c7f2f7 the gap was
+    # 29.8 nats, 6.7% of the ELBO; with step-seeded noise it is 31.0): at most 10%.
+    assert -test["elbo"] * 0.9 < test["iw_nll"] < -test["elbo"] + 0.5
     assert test["active_units"] == sum(v > 0.01 for v in test["latent_mean_variances"])
     assert test["latent_dim"] == len(test["latent_mean_variances"]) == 16
     assert 0 < test["iw_bits_per_dim"] < 1
@@ -153,18 +158,23 @@ def test_ctrl_c_saves_a_checkpoint_that_resume_continues(tmp_path):
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr
     assert "Ctrl-C: stopping after this batch" in stderr
-    assert "saved a checkpoint after 2 complete epoch(s)" in stderr
+    assert "saved a checkpoint at epoch 3, batch " in stderr
     assert "--resume" in stderr
-    metadata = json.loads((run / "checkpoints/last/training_metadata.json").read_text())
-    assert metadata["epoch"] == 2
+    newest = sorted((run / "checkpoints/steps").iterdir())[-1]
+    state = json.loads((newest / "state.json").read_text())
+    assert state["epoch"] == 2  # the third epoch, part done
+    assert state["global_step"] == 2 * 15 + state["step"]  # 15 batches per epoch
     assert not (run / "model.keras").exists()
 
     result = train("--resume", "--run-dir", str(run), "--epochs", "4")
     assert result.returncode == 0, result.stderr
+    assert f"resuming from {newest.name}: epoch 3, batch {state['step']}" in result.stdout
     assert "Epoch 3/4" in result.stdout and "Epoch 1/4" not in result.stdout
     epochs = [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()[1:]]
     assert epochs == ["0", "1", "2", "3"]
     assert (run / "model.keras").is_file()
+    final = sorted((run / "checkpoints/steps").iterdir())[-1]
+    assert json.loads((final / "state.json").read_text())["global_step"] == 4 * 15
 
     result = train("--resume", "--run-dir", str(run), "--set", "model.latent_dim=3")
     assert result.returncode == 2 and "only --epochs may change" in result.stderr

@@ -4,7 +4,7 @@
       config.yaml            the validated config the run was started with
       history.csv            one row per epoch (losses, validation losses, schedules)
       checkpoints/best.keras weights of the best validation epoch
-      checkpoints/last/      the backup that --resume (and Ctrl-C) continue from
+      checkpoints/steps/     the newest two step checkpoints, which a resumed run continues from
       model.keras            the finished model (the best epoch's weights)
       metrics.json           held-out metrics of the finished model
       pictures/              PNGs of what the model learned
@@ -41,7 +41,7 @@ class RunFolder:
     MODEL = "model.keras"
     HISTORY = "history.csv"
     BEST_CHECKPOINT = "checkpoints/best.keras"
-    BACKUP = "checkpoints/last"
+    CHECKPOINTS = "checkpoints/steps"
     TENSORBOARD = "tensorboard"
     PICTURES = "pictures"
 
@@ -82,8 +82,8 @@ class RunFolder:
         return self.root / self.BEST_CHECKPOINT
 
     @property
-    def backup_dir(self):
-        return self.root / self.BACKUP
+    def checkpoints_dir(self):
+        return self.root / self.CHECKPOINTS
 
     @property
     def tensorboard_dir(self):
@@ -123,6 +123,15 @@ class RunFolder:
             raise UserInputError(f"--resume: no run of {model_name} under {root}/; pass --run-dir")
         return cls(max(runs, key=lambda p: (p / cls.CONFIG).stat().st_mtime))
 
+    def holds_run(self, config_dict):
+        """True when the folder holds a run of exactly this config (started by the same command)."""
+        if not (self.path / self.CONFIG).is_file():
+            return False
+        try:
+            return not config_differences(self.read_config(), config_dict)
+        except Exception:  # an unreadable config is not this run
+            return False
+
     def check_new(self, config_dict):
         """Refuses a folder that holds anything, with the reason and what to do instead."""
         if self.path.exists() and not self.path.is_dir():
@@ -151,7 +160,7 @@ class RunFolder:
         if not path.is_file():
             raise UserInputError(f"{self.path} holds no run ({self.CONFIG} is missing)")
         with open(path) as f:
-            return load_yaml(f)
+            return load_yaml(f, source=str(path))
 
     def read_metrics(self):
         path = self.path / self.METRICS
@@ -168,6 +177,20 @@ class RunFolder:
             raise UserInputError(
                 f"{self.path} holds no {self.MODEL}; pass a run folder that train.py finished")
         return keras.models.load_model(path)
+
+    def is_finished(self):
+        """True when training and the final evaluation both completed."""
+        return (self.path / self.MODEL).is_file() and (self.path / self.METRICS).is_file()
+
+    def truncate_history(self, epochs):
+        """Drops history.csv rows of epoch `epochs` and later: a resumed run writes them again."""
+        if not self.history_path.is_file():
+            return
+        with open(self.history_path) as f:
+            lines = f.read().splitlines()
+        kept = lines[:1] + [line for line in lines[1:] if int(line.split(",")[0]) < epochs]
+        if kept != lines:
+            write_atomic(self.history_path, "\n".join(kept) + "\n")
 
     def best_epoch(self):
         """(epoch number, validation loss) of the best epoch in history.csv so far, or None."""

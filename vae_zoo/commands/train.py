@@ -2,6 +2,7 @@
 `vae_zoo.training.train`)."""
 
 import argparse
+import signal
 import sys
 
 from vae_zoo.errors import UserInputError
@@ -18,6 +19,11 @@ FLAG_KEYS = {
     "beta": "model.beta",
 }
 DEFAULT_MODEL = "conv_vae"
+# Exit codes: 0 done (or already done), 2 bad input, 3 the loss diverged (NaN or inf),
+# 130 Ctrl-C, 143 SIGTERM (preemption); after 130 and 143 a checkpoint was saved.
+EXIT_DIVERGED = 3
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
 
 
 def build_parser():
@@ -47,17 +53,24 @@ def build_parser():
     parser.add_argument(
         "--resume", action="store_true",
         help="continue the run in --run-dir (default: the newest run of --model) "
-        "from its last checkpoint; only --epochs may change",
+        "from its last checkpoint; only --epochs may change. The same command with the same "
+        "--run-dir resumes an unfinished run too",
+    )
+    parser.add_argument(
+        "--deterministic", action="store_true",
+        help="TensorFlow op determinism (train.deterministic): a resumed run ends with "
+        "bit-identical weights",
     )
     return parser
 
 
 def flag_overrides(args):
-    return [
+    overrides = [
         f"{key}={getattr(args, flag)}"
         for flag, key in FLAG_KEYS.items()
         if getattr(args, flag) is not None
     ]
+    return overrides + (["train.deterministic=true"] if args.deterministic else [])
 
 
 def resolve(args):
@@ -70,14 +83,19 @@ def resolve(args):
 
     overrides = flag_overrides(args) + args.set
     model_name = args.model or DEFAULT_MODEL
+    run = RunFolder(args.run_dir) if args.run_dir else None
     if not args.resume:
         raw = apply_overrides(load_zoo_config(model_name), overrides)
         config = RunConfig.from_dict(raw, source=f"zoo_configs/{model_name}.yaml")
         run = RunFolder(args.run_dir) if args.run_dir else RunFolder.default(model_name)
-        run.check_new(config.to_dict())
-        return config, run
+        if run.holds_run(config.to_dict()):  # the same command again: a restarted job
+            args.resume = True
+        else:
+            run.check_new(config.to_dict())
+            return config, run
 
-    run = RunFolder(args.run_dir) if args.run_dir else RunFolder.latest(model_name)
+    if run is None:
+        run = RunFolder.latest(model_name)
     try:
         saved_raw = run.read_config()
     except UserInputError as e:
@@ -101,12 +119,19 @@ def resolve(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if hasattr(signal, "SIGXFSZ"):  # over a file-size limit: an OSError to report, not a kill
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         config, run = resolve(args)
         from vae_zoo.training import train
 
+        if args.resume and run.is_finished() and config.train.epochs <= _epochs_done(run):
+            print(f"run folder: {run} holds this run, finished; nothing to do "
+                  f"(raise --epochs to train on)")
+            return 0
         if args.resume:
             run.write_config(config.to_dict())  # --epochs may have changed
+            print(f"resuming the run in {run}")
         print(f"run folder: {run}")
         metrics = train(config, run, resume=args.resume)
     except UserInputError as e:
@@ -115,17 +140,29 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("\ninterrupted before training started; nothing was saved", file=sys.stderr)
         return 130
+    except OSError as e:
+        if not _out_of_space(e):
+            raise
+        print(f"error: cannot write the run folder ({_out_of_space(e)}): disk full or over a "
+              "file-size limit; every checkpoint and result written before is intact: free "
+              "space and run the same command again to resume", file=sys.stderr)
+        return 2
     except Exception as e:
+        from vae_zoo.training import TrainingDiverged
         from vae_zoo.training import TrainingInterrupted
 
+        if isinstance(e, TrainingDiverged):
+            print(f"error: training diverged: {e}; the last good checkpoint and model.keras are "
+                  "untouched (try a lower --set train.learning_rate=...)", file=sys.stderr)
+            return EXIT_DIVERGED
         if not isinstance(e, TrainingInterrupted):
             raise
         print(
-            f"\ninterrupted: saved a checkpoint after {e.epochs_done} complete epoch(s) in "
+            f"\ninterrupted: saved a checkpoint at epoch {e.epoch + 1}, batch {e.step} in "
             f"{e.run_dir}; continue with: python train.py --resume --run-dir {e.run_dir}",
             file=sys.stderr,
         )
-        return 130
+        return EXIT_SIGTERM if e.signum == signal.SIGTERM else EXIT_SIGINT
 
     from vae_zoo.evaluation.report import summary
 
@@ -134,6 +171,24 @@ def main(argv=None):
     print(f"run folder: {run}  (model.keras, metrics.json, pictures/; "
           f"tensorboard --logdir {run.path.parent})")
     return 0
+
+
+def _out_of_space(error):
+    """The reason, when `error` means the disk (or a file-size limit) is full; else None.
+
+    h5py and TensorFlow put the OS's reason inside their own multi-line messages."""
+    import errno
+
+    reasons = {errno.ENOSPC: "No space left on device", errno.EFBIG: "File too large",
+               getattr(errno, "EDQUOT", errno.ENOSPC): "Disk quota exceeded"}
+    if error.errno in reasons:
+        return reasons[error.errno]
+    return next((reason for reason in reasons.values() if reason in str(error)), None)
+
+
+def _epochs_done(run):
+    metrics = run.read_metrics()
+    return metrics.get("epochs", 0)
 
 
 if __name__ == "__main__":

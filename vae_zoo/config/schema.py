@@ -26,8 +26,13 @@ _Loader.add_implicit_resolver(
 )
 
 
-def load_yaml(stream):
-    return yaml.load(stream, Loader=_Loader)
+def load_yaml(stream, source="config"):
+    """Plain YAML only: tags such as `!!python/object` are refused, never constructed."""
+    try:
+        return yaml.load(stream, Loader=_Loader)
+    except yaml.YAMLError as e:
+        problem = str(e).splitlines()[0]
+        raise UserInputError(f"{source} is not valid plain YAML: {problem}") from None
 
 
 @dataclasses.dataclass
@@ -110,7 +115,11 @@ class DataConfig:
 
 @dataclasses.dataclass
 class TrainConfig:
-    """How to optimise, on what devices, in what precision, and how often to log pictures.
+    """How to optimise, on what devices, in what precision, and how often to log and checkpoint.
+
+    `checkpoint_every` saves a step checkpoint every so many steps (and at each epoch end), from
+    which an interrupted run resumes exactly. `deterministic` turns on TensorFlow's op
+    determinism, so that a resumed run ends with bit-identical weights (slower on some ops).
 
     `precision` is the Keras dtype policy of the hidden layers: `mixed_bfloat16` for CPUs with
     AVX512-BF16 or AMX and for TPUs and Ampere+ GPUs, `mixed_float16` (with loss scaling) for
@@ -124,6 +133,8 @@ class TrainConfig:
     jit_compile: Any = "auto"
     precision: str = "float32"
     image_every: int = 1
+    checkpoint_every: int | None = 500
+    deterministic: bool = False
 
     def validate(self):
         if self.epochs < 1:
@@ -144,6 +155,10 @@ class TrainConfig:
             )
         if self.image_every < 1:
             raise UserInputError(f"train.image_every must be >= 1, got {self.image_every}")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise UserInputError(
+                f"train.checkpoint_every must be >= 1 (or null: epoch ends only), "
+                f"got {self.checkpoint_every}")
 
 
 @dataclasses.dataclass
@@ -264,7 +279,7 @@ def apply_overrides(raw, overrides):
                 f"--set {item!r}: unknown section {section!r}; valid: model, {', '.join(SECTIONS)}"
             )
         try:
-            value = load_yaml(text)
+            value = yaml.load(text, Loader=_Loader)
         except yaml.YAMLError:
             raise UserInputError(f"--set {item!r}: the value is not valid YAML") from None
         raw.setdefault(section, {})[name] = value

@@ -29,4 +29,4 @@ def load_zoo_config(name):
             f"unknown model {name!r}; available models: {', '.join(available_models())}"
         )
     with open(path) as f:
-        return load_yaml(f)
+        return load_yaml(f, source=str(path))

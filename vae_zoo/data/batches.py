@@ -4,7 +4,7 @@ all call `make_batches`, so they see the same pixels."""
 from vae_zoo.data.pipeline import make_pipeline
 
 
-def make_batches(data, split, data_config, seed=0, batch_size=None, limit=None):
+def make_batches(data, split, data_config, seed=0, batch_size=None, limit=None, epoch=0):
     """Batched example dicts of `data.splits[split]`, prepared as `data_config` says.
 
     Args:
@@ -14,6 +14,7 @@ def make_batches(data, split, data_config, seed=0, batch_size=None, limit=None):
         seed: int. The run's seed.
         batch_size: int. Overrides `data_config.batch_size`.
         limit: int. Use only the first `limit` examples of the split (before any shuffling).
+        epoch: int. For `"train"`: the epoch whose order and binarisation to produce.
     """
     examples = data.splits[split]
     if limit is not None:
@@ -21,7 +22,7 @@ def make_batches(data, split, data_config, seed=0, batch_size=None, limit=None):
     return make_pipeline(
         examples, batch_size or data_config.batch_size, training=split == "train", seed=seed,
         binarize=data_config.binarize, image_size=data_config.image_size,
-        shuffle_buffer=data_config.shuffle_buffer,
+        shuffle_buffer=data_config.shuffle_buffer, epoch=epoch,
     )
 
 

@@ -1,24 +1,29 @@
 import tensorflow as tf
 
+EPOCH_STRIDE = 1_000_003  # seed * stride + epoch: distinct streams for every (seed, epoch)
+
 
 def make_pipeline(
-    examples, batch_size, training, seed=0, binarize=False, image_size=None, shuffle_buffer=10000
+    examples, batch_size, training, seed=0, binarize=False, image_size=None, shuffle_buffer=10000,
+    epoch=0,
 ):
     """Batches of example dicts whose `x` is float32 in [0, 1]: scale, resize, cache, shuffle,
     binarise, batch, prefetch. Other keys (`y`, `factors`) pass through unchanged.
 
-    Caching comes before shuffling and binarisation, so each training epoch sees a new order and
-    (with `binarize`) a new Bernoulli draw of every pixel: dynamic binarisation as in Burda et al.
+    A training pipeline is built per epoch: its order and (with `binarize`) its Bernoulli draw of
+    every pixel are functions of `(seed, epoch)` alone (dynamic binarisation as in Burda et al.),
+    so a run resumed in the middle of an epoch sees exactly the batches it would have seen.
     Held-out splits (`training=False`) are binarised once, the same way on every pass.
 
     Args:
         examples: a `tf.data.Dataset` of example dicts (`x`: uint8 in 0..255 or floats in [0, 1]).
         batch_size: int. Global batch size (split across replicas by the strategy).
-        training: bool. Shuffle (and binarise afresh) each epoch; otherwise binarise once.
+        training: bool. Shuffle (and binarise afresh) per epoch; otherwise binarise once.
         seed: int. Seed of the shuffle order and the binarisation noise.
         binarize: bool. Replace pixel p by a Bernoulli(p) draw.
         image_size: optional `[height, width]` to resize to.
         shuffle_buffer: int. Shuffle buffer size.
+        epoch: int. The training epoch this pipeline feeds.
     """
 
     def to_float(example):
@@ -34,23 +39,17 @@ def make_pipeline(
 
     ds = examples.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).cache()
     if training:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if binarize and training:
-        # A seeded op-level generator: a new, reproducible draw of every pixel each epoch.
-        generator = tf.random.Generator.from_seed(seed)
+        ds = ds.shuffle(shuffle_buffer, seed=seed * EPOCH_STRIDE + epoch, reshuffle_each_iteration=True)
+    if binarize:
+        # One draw per (epoch, position) for training; one fixed draw per image for held-out
+        # splits, so that every pass (ELBO, IW NLL, pictures) scores the same binary images.
+        stream = seed * EPOCH_STRIDE + epoch if training else seed
 
-        def sample_pixels(example):
+        def sample_pixels(index, example):
             image = example["x"]
-            return {**example, "x": tf.cast(generator.uniform(tf.shape(image)) < image, tf.float32)}
-
-        ds = ds.map(sample_pixels)
-    elif binarize:
-        # Held-out splits get one fixed draw per image (seeded by its index), so that every pass
-        # (ELBO, IW NLL, pictures) scores the same binary images.
-        def fixed_pixels(index, example):
-            image = example["x"]
-            noise = tf.random.stateless_uniform(tf.shape(image), seed=tf.stack([seed, index]))
+            noise = tf.random.stateless_uniform(
+                tf.shape(image), seed=tf.stack([tf.constant(stream, tf.int64), index]))
             return {**example, "x": tf.cast(noise < image, tf.float32)}
 
-        ds = ds.enumerate().map(fixed_pixels)
+        ds = ds.enumerate().map(sample_pixels, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -63,6 +63,7 @@ class ZooModel(keras.Model):
     capabilities = Capabilities()
     data_arguments = ("image_shape",)
     metric_names = ()  # per-example terms tracked beside "loss"
+    seed = 0  # the run's seed, set by the trainer; with `steps_trained` it seeds training noise
 
     def __init__(self, image_shape, **kwargs):
         super().__init__(**kwargs)
@@ -132,6 +133,16 @@ class ZooModel(keras.Model):
     @property
     def metrics(self):
         return list(self.term_trackers.values())
+
+    def noise_seed(self, stream=0):
+        """A stateless seed for the training noise of this step: `(seed, step * 16 + stream)`.
+
+        The noise then depends only on the run's seed and the step, not on how many draws came
+        before, so a run resumed from a checkpoint draws exactly what it would have drawn.
+        `stream` tells apart up to 16 independent draws within one step.
+        """
+        step = tf.cast(self.steps_trained, tf.int64) * 16 + stream
+        return tf.stack([tf.constant(self.seed, tf.int64), step])
 
     def make_optimizers(self, learning_rate):
         """`compile` arguments holding every optimizer the model's step uses."""

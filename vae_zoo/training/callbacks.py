@@ -60,64 +60,55 @@ class ImageSummaries(keras.callbacks.Callback):
         self.writer.flush()
 
 
-class InterruptibleBackup(keras.callbacks.BackupAndRestore):
-    """`BackupAndRestore` that can also save on demand, e.g. when the user presses Ctrl-C.
-
-    A save mid-epoch records the epochs completed so far: `--resume` reruns the interrupted epoch,
-    starting from the weights and optimizer state at the moment of the interrupt.
-    """
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._current_epoch = epoch  # epochs completed, also right after a resume
-
-    @property
-    def epochs_done(self):
-        return self._current_epoch
-
-    def save_now(self):
-        self._last_batch_seen = 0
-        self._save_model()
-
-
 class StopRequested(Exception):
-    """Raised between batches after the user pressed Ctrl-C once."""
+    """Raised between batches after a Ctrl-C (SIGINT) or a preemption notice (SIGTERM)."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 class GracefulInterrupt(keras.callbacks.Callback):
-    """Turns the first Ctrl-C into a stop at the next batch boundary.
+    """Turns the first Ctrl-C or SIGTERM into a stop at the next batch boundary.
 
     A KeyboardInterrupt raised while TensorFlow runs native code can corrupt its heap (seen here:
     "free(): invalid next size" aborts in about 1 of 5 interrupts), so the signal only sets a flag
-    and the exception is raised from Python between batches, where stopping is safe. A second
+    and the exception is raised from Python between batches, where stopping (and saving a
+    checkpoint) is safe. SIGTERM is what clusters send before they kill a preempted job. A second
     Ctrl-C interrupts at once, as usual.
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self):
         super().__init__()
-        self.requested = False
-        self._previous_handler = None
+        self.requested = None
+        self._previous_handlers = {}
 
     def on_train_begin(self, logs=None):
         if threading.current_thread() is threading.main_thread():
-            self._previous_handler = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                self._previous_handlers[signum] = signal.signal(signum, self._handle)
 
     def on_train_end(self, logs=None):
         self.restore()
 
     def restore(self):
-        if self._previous_handler is not None:
-            signal.signal(signal.SIGINT, self._previous_handler)
-            self._previous_handler = None
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self.requested is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
-        print("\nCtrl-C: stopping after this batch and saving a checkpoint "
-              "(press Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+        self.requested = signum
+        what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"\n{what}: stopping after this batch and saving a checkpoint"
+              + (" (press Ctrl-C again to quit at once)" if signum == signal.SIGINT else ""),
+              file=sys.stderr, flush=True)
 
     def _check(self, *args, **kwargs):
-        if self.requested:
-            raise StopRequested()
+        if self.requested is not None:
+            raise StopRequested(self.requested)
 
     on_train_batch_end = on_test_batch_end = on_epoch_end = _check

@@ -1,10 +1,13 @@
 """Train one model from a `RunConfig` into a run folder."""
 
+import math
+import signal
 import sys
 import time
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from vae_zoo.data import images_of
 from vae_zoo.data import load_data
@@ -15,91 +18,107 @@ from vae_zoo.evaluation.report import evaluate_and_report
 from vae_zoo.run_folder import RunFolder
 from vae_zoo.training.callbacks import GracefulInterrupt
 from vae_zoo.training.callbacks import ImageSummaries
-from vae_zoo.training.callbacks import InterruptibleBackup
 from vae_zoo.training.callbacks import ScheduleLogger
 from vae_zoo.training.callbacks import StopRequested
+from vae_zoo.training.checkpoints import StepCheckpoint
+from vae_zoo.training.checkpoints import latest_checkpoint
+from vae_zoo.training.checkpoints import restore
+from vae_zoo.training.loop import TrainingLoop
 from vae_zoo.training.strategy import resolve_jit_compile
 from vae_zoo.training.strategy import resolve_strategy
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C during training; a checkpoint that `--resume` continues from has been saved."""
+    """Ctrl-C or SIGTERM during training; a checkpoint that the run continues from was saved."""
 
-    def __init__(self, run_dir, epochs_done):
-        super().__init__(f"interrupted after {epochs_done} complete epoch(s)")
+    def __init__(self, run_dir, epoch, step, signum):
+        super().__init__(f"interrupted at epoch {epoch + 1}, batch {step}")
         self.run_dir = Path(run_dir)
-        self.epochs_done = epochs_done
+        self.epoch, self.step, self.signum = epoch, step, signum
 
 
 def prepare(config):
     """Loads the data and builds and compiles the model: everything that can fail on bad input.
 
     Nothing is written to disk here, so a config that cannot work leaves no half-made run behind.
+    Returns `(data, model, strategy)`.
     """
     keras.utils.set_random_seed(config.train.seed)
+    if config.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
     data = load_data(config.data, seed=config.train.seed)
     strategy = resolve_strategy(config.train.strategy)
     with strategy.scope():
         model = config.model.build(data.spec, precision=config.train.precision)
-        model.compile(
-            **model.make_optimizers(config.train.learning_rate),
-            jit_compile=resolve_jit_compile(config.train.jit_compile),
-        )
-    return data, model
+        model.seed = config.train.seed
+        model.compile(**model.make_optimizers(config.train.learning_rate))
+    return data, model, strategy
 
 
 def train(config, run_dir, resume=False, verbose=None, log=print):
     """Trains `config` into `run_dir` and returns the metrics written to `metrics.json`.
 
-    With `resume`, continues from the run folder's last checkpoint instead of starting afresh.
+    With `resume`, continues from the run folder's newest checkpoint, at the step it was taken.
     """
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
-    data, model = prepare(config)
+    data, model, strategy = prepare(config)
     log(f"data: {data.source}: {data.sizes['train']} train, {data.sizes['validation']} "
         f"validation, {data.sizes['test']} test images of shape {data.image_shape}")
+    seed = config.train.seed
 
-    batches = {split: make_batches(data, split, config.data, seed=config.train.seed)
-               for split in ("train", "validation", "test")}
+    def train_batches(epoch):
+        return make_batches(data, "train", config.data, seed=seed, epoch=epoch)
+
+    batches = {split: make_batches(data, split, config.data, seed=seed)
+               for split in ("validation", "test")}
+    steps_per_epoch = math.ceil(data.sizes["train"] / config.data.batch_size)
     preview = images_of(batches["validation"], 16)
 
+    loop = TrainingLoop(model, strategy, jit_compile=resolve_jit_compile(config.train.jit_compile))
+    initial_epoch = initial_step = 0
     run.create()
-    if not resume:
+    if resume:
+        found = latest_checkpoint(run.checkpoints_dir)
+        if found is not None:
+            path, state = found
+            try:
+                restore(model, path)
+            except ValueError as e:  # weights of another model or image shape
+                raise UserInputError(f"{path} does not fit this model: {e}") from None
+            initial_epoch, initial_step = state["epoch"], state["step"]
+            log(f"resuming from {path.name}: epoch {initial_epoch + 1}, batch {initial_step}")
+        run.truncate_history(initial_epoch)
+    else:
         run.write_config(config.to_dict())
     best_so_far = run.best_epoch()
     tensorboard_dir = str(run.tensorboard_dir)
-    backup = InterruptibleBackup(str(run.backup_dir), delete_checkpoint=False)
+    checkpoint = StepCheckpoint(run.checkpoints_dir, loop, every=config.train.checkpoint_every)
     interrupt = GracefulInterrupt()
     callbacks = [
         interrupt,  # first, so that an interrupted epoch's end is not recorded as complete
-        backup,
         ScheduleLogger(),
-        keras.callbacks.TerminateOnNaN(),
+        checkpoint,  # before the loggers: a kill between them repeats a row, never loses one
         keras.callbacks.ModelCheckpoint(
             str(run.best_checkpoint), monitor="val_loss", save_best_only=True,
             initial_value_threshold=best_so_far[1] if best_so_far else None,
         ),
         keras.callbacks.CSVLogger(str(run.history_path), append=resume),
         keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False, profile_batch=0),
-        ImageSummaries(tensorboard_dir, preview, every=config.train.image_every,
-                       seed=config.train.seed),
+        ImageSummaries(tensorboard_dir, preview, every=config.train.image_every, seed=seed),
     ]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
 
     start = time.perf_counter()
     try:
-        history = model.fit(
-            batches["train"], validation_data=batches["validation"], epochs=config.train.epochs,
-            callbacks=callbacks, verbose=verbose, shuffle=False,  # the pipeline shuffles
-        )
-    except (StopRequested, KeyboardInterrupt):
+        history = loop.fit(train_batches, config.train.epochs, steps_per_epoch,
+                           validation_data=batches["validation"], callbacks=callbacks,
+                           verbose=verbose, initial_epoch=initial_epoch, initial_step=initial_step)
+    except (StopRequested, KeyboardInterrupt) as e:
         interrupt.restore()
-        backup.save_now()
-        raise TrainingInterrupted(run.path, backup.epochs_done) from None
-    except ValueError as e:
-        if "shape" in str(e) and resume:  # weights of another image shape in the checkpoint
-            raise UserInputError(f"--resume: the checkpoint does not fit these images: {e}") from None
-        raise
+        checkpoint.save()
+        raise TrainingInterrupted(run.path, loop.epoch, loop.step,
+                                  getattr(e, "signum", signal.SIGINT)) from None
     seconds = time.perf_counter() - start
     epochs_run = len(history.epoch)
 
@@ -131,4 +150,3 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
     }
     run.write_metrics(metrics)
     return metrics
-

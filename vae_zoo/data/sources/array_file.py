@@ -14,12 +14,12 @@ def load(path, config, seed):
 
 
 def _read(path):
-    try:
-        if path.suffix == ".npy":
+    if path.suffix == ".npy":
+        try:
             return {"x": np.load(path, allow_pickle=False)}
-        arrays = load_npz(path)
-    except (ValueError, OSError) as e:
-        raise UserInputError(f"cannot read {path}: {e}") from None
+        except (ValueError, OSError, EOFError) as e:
+            raise UserInputError(f"cannot read {path}: {e} (truncated or not a .npy file?)") from None
+    arrays = load_npz(path)
     for keys in (("x_train", "x_test"), ("x",), ("images",)):
         if all(k in arrays for k in keys):
             found = {"x" if k == "images" else k: arrays[k] for k in keys}

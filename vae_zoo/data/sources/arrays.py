@@ -1,5 +1,7 @@
 """In-memory arrays -> `Data`: the split, shuffle and checks every array-backed source shares."""
 
+import zipfile
+
 import numpy as np
 import tensorflow as tf
 
@@ -18,10 +20,17 @@ def check_pixels(x, origin):
         x = x[..., None]
     if x.ndim > 4:
         raise UserInputError(f"{origin}: images must be (N, H, W) or (N, H, W, C), got {x.shape}")
+    if len(x) == 0:
+        raise UserInputError(f"{origin}: the dataset is empty (0 images)")
     if x.dtype == np.uint8:
         return x
     if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
         raise UserInputError(f"{origin}: pixels must be numbers, got dtype {x.dtype}")
+    finite = np.isfinite(x)
+    if not finite.all():
+        raise UserInputError(
+            f"{origin}: {int((~finite).sum())} pixel value(s) are NaN or infinite, first in image "
+            f"{int(np.argwhere(~finite)[0][0])}; clean the data first")
     lo, hi = float(np.min(x)), float(np.max(x))
     if lo < 0 or hi > 1:
         raise UserInputError(
@@ -103,5 +112,10 @@ def output_shape(shape, image_size):
 
 
 def load_npz(path):
-    with np.load(path, allow_pickle=False) as data:
-        return {key: data[key] for key in data.files}
+    """The arrays of an .npz file; a truncated or corrupt file is a UserInputError."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        raise UserInputError(f"cannot read {path}: {e or type(e).__name__} (truncated or not "
+                             "an .npz file?)") from None

@@ -101,7 +101,7 @@ class VAE(ZooModel):
     def call(self, inputs, training=None):
         x = self.as_batch(inputs)["x"]
         z_mean, z_log_var = self.encoder(x, training=training)
-        z = self.sampling((z_mean, z_log_var))
+        z = self.sampling((z_mean, z_log_var), seed=self.noise_seed() if training else None)
         x_params = self.decoder(z, training=training)
         return {"z_mean": z_mean, "z_log_var": z_log_var, "z": z, "x_params": x_params}
 

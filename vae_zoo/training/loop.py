@@ -1,0 +1,131 @@
+"""One training loop for every tf.distribute strategy, MultiWorkerMirroredStrategy included.
+
+Keras 3's `fit` breaks under MultiWorkerMirroredStrategy (keras-team/keras#20585: it reduces
+nested logs and scalars in ways MWMS refuses). This loop keeps `fit`'s user-visible behaviour
+(Keras callbacks and their hooks, the progress bar, `History`, `val_` logs, `stop_training`) and
+runs the model's own `train_step`/`test_step` under `strategy.run`, so any model, including one
+with a second optimizer, trains the same way on one device, several, or several machines.
+
+It also knows where it is: epoch, step within the epoch, and the dataset of each epoch is rebuilt
+from `(seed, epoch)` and skipped forward on resume, so a run restarted from a step checkpoint sees
+exactly the batches it would have seen.
+"""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+class TrainingDiverged(Exception):
+    """The loss became NaN or infinite; nothing was saved after the last good step."""
+
+    def __init__(self, epoch, step, global_step, logs):
+        super().__init__(f"the loss is {logs.get('loss')} at step {global_step} (epoch {epoch + 1}, "
+                         f"batch {step + 1})")
+        self.epoch, self.step, self.global_step = epoch, step, global_step
+
+
+class TrainingLoop:
+    """`fit` for any strategy, resumable at any step.
+
+    Args:
+        model: a compiled `ZooModel`, built under `strategy.scope()`.
+        strategy: the `tf.distribute.Strategy` the model was built under.
+        jit_compile: bool. Compile the step functions with XLA.
+    """
+
+    def __init__(self, model, strategy, jit_compile=False):
+        self.model = model
+        self.strategy = strategy
+        self.jit_compile = jit_compile
+        self.epoch = 0  # the epoch being trained (or next to train)
+        self.step = 0  # batches of `epoch` already trained
+        self._train_function = self._make_function(self.model.train_step)
+        self._test_function = self._make_function(self.model.test_step)
+
+    def _make_function(self, step_fn):
+        strategy, model = self.strategy, self.model
+
+        def one_step(batch):
+            strategy.run(step_fn, args=(batch,))
+            # Metric variables sum their replicas' updates (Keras creates them with SUM
+            # aggregation), so reading them here gives the global values on every worker.
+            return model.get_metrics_result()
+
+        return tf.function(one_step, jit_compile=self.jit_compile, reduce_retracing=True)
+
+    def distribute(self, dataset):
+        options = tf.data.Options()
+        # In-memory data cannot be sharded by file: every worker reads all and keeps its share.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+    def fit(self, train_batches, epochs, steps_per_epoch, validation_data=None, callbacks=(),
+            verbose=1, initial_epoch=0, initial_step=0):
+        """Trains from `(initial_epoch, initial_step)` to the end of `epochs`; returns History.
+
+        Args:
+            train_batches: callable `epoch -> tf.data.Dataset` of global batches of that epoch.
+            epochs: int. The epoch to stop after.
+            steps_per_epoch: int. Batches in one epoch.
+            validation_data: a `tf.data.Dataset` of global batches, evaluated after each epoch.
+            callbacks: Keras callbacks (their train, test, epoch and batch hooks all run).
+            verbose: 0 (silent), 1 (progress bar) or 2 (one line per epoch).
+            initial_epoch, initial_step: where a resumed run continues.
+        """
+        model = self.model
+        callbacks = keras.callbacks.CallbackList(
+            list(callbacks), add_history=True, add_progbar=verbose != 0, verbose=verbose,
+            epochs=epochs, steps=steps_per_epoch, model=model)
+        model.stop_training = False
+        self.epoch, self.step = initial_epoch, initial_step
+        callbacks.on_train_begin()
+        logs, epoch_logs = {}, None
+        while self.epoch < epochs:
+            epoch = self.epoch
+            model.reset_metrics()
+            callbacks.on_epoch_begin(epoch)
+            for batch in self.distribute(train_batches(epoch).skip(self.step)):
+                callbacks.on_train_batch_begin(self.step)
+                logs = self._train_function(batch)
+                logs = {key: float(value) for key, value in logs.items()}
+                if not math.isfinite(logs.get("loss", 0.0)):
+                    raise TrainingDiverged(epoch, self.step, self.global_step(), logs)
+                self.step += 1
+                callbacks.on_train_batch_end(self.step - 1, logs)
+                if model.stop_training:
+                    break
+            epoch_logs = dict(logs)
+            if validation_data is not None:
+                val_logs = self.evaluate(validation_data, callbacks)
+                epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
+            self.epoch, self.step = epoch + 1, 0
+            callbacks.on_epoch_end(epoch, epoch_logs)
+            if model.stop_training:
+                break
+        callbacks.on_train_end(logs=epoch_logs)
+        return model.history
+
+    def evaluate(self, batches, callbacks=None):
+        """Mean of every tracked term over `batches`; runs the test hooks of `callbacks`."""
+        model = self.model
+        model.reset_metrics()
+        if callbacks is not None:
+            callbacks.on_test_begin()
+        logs, step = {}, 0
+        for batch in self.distribute(batches):
+            if callbacks is not None:
+                callbacks.on_test_batch_begin(step)
+            logs = self._test_function(batch)
+            logs = {key: float(value) for key, value in logs.items()}
+            if callbacks is not None:
+                callbacks.on_test_batch_end(step, logs)
+            step += 1
+        if callbacks is not None:
+            callbacks.on_test_end(logs)
+        return logs
+
+    def global_step(self):
+        return int(np.asarray(self.model.steps_trained.numpy()))
