@@ -49,6 +49,11 @@ def build_parser():
         help="continue the run in --run-dir (default: the newest run of --model) "
         "from its last checkpoint; only --epochs may change",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="run this command as N multi-worker processes on 127.0.0.1, each with its TF_CONFIG "
+        "(try multi-worker training before a cluster); worker 0 prints here",
+    )
     return parser
 
 
@@ -97,6 +102,10 @@ def resolve(args):
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        if args.workers != 1:
+            from vae_zoo.distribute.launcher import launch_workers
+
+            return launch_workers(argv, args.workers)
         config, run_dir = resolve(args)
         from vae_zoo.training import run_dir as run_files
         from vae_zoo.training import train
