@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -71,6 +72,13 @@ if role in ("worker_1_dies", "hang", "stops_on_signal"):
     while time.monotonic() < deadline:
         time.sleep(0.1)
 """
+
+
+@pytest.fixture(autouse=True)
+def logs_in_tmp_path(tmp_path, monkeypatch):
+    """The launcher's log folders (kept when a worker fails) go under the test's tmp_path."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setitem(ENV, "TMPDIR", str(tmp_path))
 
 
 @pytest.fixture
@@ -178,6 +186,12 @@ def test_a_port_taken_before_its_worker_binds_it_starts_the_job_again(worker, tm
     assert "starting again on new ports" in capfd.readouterr().err
     ports = [int(a.split(":")[1]) for a in records(tmp_path / "out")[0]["tf_config"]["cluster"]["worker"]]
     assert ports == picks[1]
+
+
+def test_a_command_that_cannot_start_is_a_user_error_and_leaves_no_logs(tmp_path, capfd):
+    with pytest.raises(launcher.UserInputError, match="cannot start the workers' command '/no/such'"):
+        launcher.launch(["/no/such", "--flag"], 2)
+    assert not log_dir(capfd.readouterr().err).exists()
 
 
 def test_free_ports_are_distinct_and_bindable():

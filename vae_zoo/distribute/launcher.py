@@ -3,9 +3,10 @@
 Each worker runs the same command with its own TF_CONFIG. Worker 0 (the chief) prints to this
 terminal; the others write log files in a temporary folder, named when something fails. If a worker
 fails, the others are stopped (SIGTERM, then SIGKILL after a grace period) and the launcher exits
-with the failing worker's code, so nothing waits forever on a dead peer. Ctrl-C and SIGTERM are
-passed on to every worker once per signal, so the first one lets them save and stop; from the
-second, workers still running after the grace period are killed.
+with the failing worker's code, so nothing waits forever on a dead peer. Ctrl-C, SIGTERM and SIGHUP
+are passed on to every worker once per signal, so the first one lets them save and stop; from the
+second, workers still running after the grace period are killed. Only SIGKILL stops a worker
+blocked in MultiWorkerMirroredStrategy's start-up waiting for a peer: it ignores SIGTERM there.
 
 Workers run in their own sessions: the terminal's Ctrl-C reaches them only through the launcher
 (exactly once), and stopping a worker stops any process it started.
@@ -35,7 +36,8 @@ WORKERS_FLAG = "--workers"
 _POLL_SECONDS = 0.05
 # What a worker prints when its port was taken: the OS's words, and TensorFlow's for its gRPC server.
 _PORT_TAKEN = ("address already in use", "could not start grpc server")
-_FORWARDED = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP too: the workers' own sessions do not hear the terminal close, and would run on orphaned.
+_FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclasses.dataclass
@@ -63,6 +65,9 @@ def launch(command, num_workers, host=LOOPBACK, grace=GRACE_SECONDS):
     Returns:
         0 when every worker succeeds; otherwise the exit code of the first worker that failed
         (128 + N for a worker ended by signal N).
+
+    Raises:
+        UserInputError: for `num_workers` < 1 or a command that cannot be started.
     """
     if num_workers < 1:
         raise UserInputError(f"{WORKERS_FLAG} must be >= 1, got {num_workers}")
@@ -130,8 +135,6 @@ def launch_workers(argv, num_workers):
         argv: list of str, or None for this process's own command line (`sys.orig_argv`).
         num_workers: int. The value of --workers.
     """
-    if num_workers < 1:
-        raise UserInputError(f"{WORKERS_FLAG} must be >= 1, got {num_workers}")
     if os.environ.get("TF_CONFIG", "").strip() not in ("", "{}"):
         raise UserInputError(f"TF_CONFIG is set, so this process is already one worker of a cluster; "
                              f"drop {WORKERS_FLAG} (it starts a cluster on this machine) or unset "
