@@ -282,8 +282,9 @@ def multi_worker_strategy(resolver=None):
     Call it FIRST, before any other TensorFlow op, tensor, dataset or `tf.config` device setup:
     collective ops must be configured at program startup, and later the strategy raises
     "Collective ops must be configured at program startup". It blocks until every worker of the
-    cluster has started: TensorFlow waits forever and ignores SIGTERM meanwhile (measured), so
-    whatever starts the workers bounds them and stops them with SIGKILL.
+    cluster has started (TensorFlow waits forever), and from then on TensorFlow takes SIGTERM
+    over: the process neither dies nor stops on it, while waiting or while training (measured).
+    Whatever starts the workers must bound them and stop them with SIGKILL.
 
     On CPUs the all-reduce is RING (NCCL is GPU only); with GPUs, NCCL.
 
