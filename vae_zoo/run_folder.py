@@ -10,15 +10,14 @@
       pictures/              PNGs of what the model learned
       tensorboard/           train/validation scalars, images/, evaluation/, the projector
 
-Under multi-worker training only the chief writes the real folder; every other worker gets a
-private temporary folder (`is_chief=False`) that `cleanup()` removes, as TF's multi-worker
-guides do, so two processes never write the same file.
+Under multi-worker training only the chief writes the real folder; every other worker writes the
+same files into a private temporary folder (`vae_zoo.distribute.write_dir`) that `cleanup()`
+removes, as TF's multi-worker guides do, so two processes never write the same file.
 """
 
 import csv
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -33,7 +32,7 @@ class RunFolder:
 
     Args:
         path: str or Path. The run folder.
-        is_chief: bool. False on non-chief workers: writes go to a temporary folder instead.
+        cluster: the `vae_zoo.distribute.ClusterInfo` of this process, or None (one process).
     """
 
     CONFIG = "config.yaml"
@@ -45,10 +44,12 @@ class RunFolder:
     TENSORBOARD = "tensorboard"
     PICTURES = "pictures"
 
-    def __init__(self, path, is_chief=True):
+    def __init__(self, path, cluster=None):
+        from vae_zoo.distribute import write_dir
+
         self.path = Path(path)
-        self.is_chief = is_chief
-        self.root = self.path if is_chief else Path(tempfile.mkdtemp(prefix="vae_zoo-worker-"))
+        self.is_chief = cluster is None or cluster.is_chief
+        self.root = write_dir(self.path, cluster) if cluster is not None else self.path
 
     def __fspath__(self):
         return str(self.path)
@@ -97,10 +98,15 @@ class RunFolder:
         self.root.mkdir(parents=True, exist_ok=True)
         return self
 
+    def for_worker(self, cluster):
+        """This run folder as the worker `cluster` (None: one process) writes it."""
+        return self if cluster is None else RunFolder(self.path, cluster)
+
     def cleanup(self):
         """Removes a non-chief worker's temporary folder; the chief's folder is kept."""
-        if not self.is_chief:
-            shutil.rmtree(self.root, ignore_errors=True)
+        from vae_zoo.distribute import remove_write_dir
+
+        remove_write_dir(self.root, self.path)
 
     # --- Choosing and checking a folder -------------------------------------------------------
 

@@ -44,7 +44,10 @@ def build_parser():
     parser.add_argument("--latent-dim", type=int)
     parser.add_argument("--beta", type=float, help="weight on the KL term")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--strategy", choices=["auto", "default", "one_device", "mirrored"])
+    parser.add_argument("--strategy", choices=["auto", "default", "one_device", "mirrored",
+                                               "multi_worker"],
+                        help="auto: multi_worker when TF_CONFIG or Slurm name several workers, "
+                        "mirrored over several GPUs, default otherwise")
     parser.add_argument("--run-dir", help="run folder (default runs/<model>, numbered if taken)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -55,6 +58,11 @@ def build_parser():
         help="continue the run in --run-dir (default: the newest run of --model) "
         "from its last checkpoint; only --epochs may change. The same command with the same "
         "--run-dir resumes an unfinished run too",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="run this command as N multi-worker processes on 127.0.0.1, each with its TF_CONFIG "
+        "(try multi-worker training before a cluster); worker 0 prints here",
     )
     parser.add_argument(
         "--deterministic", action="store_true",
@@ -122,6 +130,10 @@ def main(argv=None):
     if hasattr(signal, "SIGXFSZ"):  # over a file-size limit: an OSError to report, not a kill
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
+        if args.workers != 1:
+            from vae_zoo.distribute.launcher import launch_workers
+
+            return launch_workers(argv, args.workers)
         config, run = resolve(args)
         from vae_zoo.training import train
 
@@ -164,6 +176,8 @@ def main(argv=None):
         )
         return EXIT_SIGTERM if e.signum == signal.SIGTERM else EXIT_SIGINT
 
+    if metrics is None:  # a non-chief worker: the chief reports
+        return 0
     from vae_zoo.evaluation.report import summary
 
     print(f"{summary(metrics['test'])} on {metrics['sizes']['test']} test images; best epoch "

@@ -1,5 +1,6 @@
 """Train one model from a `RunConfig` into a run folder."""
 
+import hashlib
 import math
 import signal
 import sys
@@ -7,11 +8,14 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from vae_zoo.data import images_of
 from vae_zoo.data import load_data
 from vae_zoo.data import make_batches
+from vae_zoo.distribute import current_cluster
+from vae_zoo.distribute import strategy_for
 from vae_zoo.errors import UserInputError
 from vae_zoo.evaluation import EvalSettings
 from vae_zoo.evaluation.report import evaluate_and_report
@@ -25,7 +29,6 @@ from vae_zoo.training.checkpoints import latest_checkpoint
 from vae_zoo.training.checkpoints import restore
 from vae_zoo.training.loop import TrainingLoop
 from vae_zoo.training.strategy import resolve_jit_compile
-from vae_zoo.training.strategy import resolve_strategy
 
 
 class TrainingInterrupted(Exception):
@@ -43,11 +46,12 @@ def prepare(config):
     Nothing is written to disk here, so a config that cannot work leaves no half-made run behind.
     Returns `(data, model, strategy)`.
     """
+    # First: a multi-worker strategy must exist before any other TensorFlow op runs.
+    strategy = strategy_for(config.train.strategy)
     keras.utils.set_random_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
     data = load_data(config.data, seed=config.train.seed)
-    strategy = resolve_strategy(config.train.strategy)
     with strategy.scope():
         model = config.model.build(data.spec, precision=config.train.precision)
         model.seed = config.train.seed
@@ -59,9 +63,28 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
     """Trains `config` into `run_dir` and returns the metrics written to `metrics.json`.
 
     With `resume`, continues from the run folder's newest checkpoint, at the step it was taken.
+    Under multi-worker training every worker runs this; only the chief writes the run folder (the
+    others write the same files to a temporary folder they remove), evaluates, and returns metrics.
     """
-    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
     data, model, strategy = prepare(config)
+    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    cluster = current_cluster() if multi_worker else None
+    run = (run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)).for_worker(cluster)
+    try:
+        return _train(config, run, data, model, strategy, resume, verbose, log, multi_worker)
+    finally:
+        run.cleanup()
+
+
+def weights_fingerprint(model):
+    """A short hash of the model's weights: equal on every worker, and across equal runs."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _train(config, run, data, model, strategy, resume, verbose, log, multi_worker):
     log(f"data: {data.source}: {data.sizes['train']} train, {data.sizes['validation']} "
         f"validation, {data.sizes['test']} test images of shape {data.image_shape}")
     seed = config.train.seed
@@ -78,7 +101,7 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
     initial_epoch = initial_step = 0
     run.create()
     if resume:
-        found = latest_checkpoint(run.checkpoints_dir)
+        found = latest_checkpoint(run.path / run.CHECKPOINTS)  # every worker reads the chief's
         if found is not None:
             path, state = found
             try:
@@ -108,6 +131,8 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
     ]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
+    if not run.is_chief:
+        verbose = 0
 
     start = time.perf_counter()
     try:
@@ -125,7 +150,15 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
     best = run.best_epoch()
     if run.best_checkpoint.is_file():
         model.load_weights(run.best_checkpoint)
-    run.save_model(model)
+    run.save_model(model)  # every worker: saving a distributed model takes all of them
+    log(f"final weights: {weights_fingerprint(model)} (sha256 of the trained weights, "
+        f"best epoch's weights after loading)")
+    if not run.is_chief:
+        return None
+    if multi_worker:
+        # Evaluate what was saved, as one process: the distributed model's functions would
+        # wait for the other workers, which are done.
+        model = run.load_model()
 
     log(f"evaluating on {data.sizes['test']} test images "
         f"(importance-weighted NLL with k={config.eval.iw_samples})")

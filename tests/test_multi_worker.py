@@ -1,0 +1,90 @@
+"""Multi-worker training on TensorFlow's own engine: 2 workers on 127.0.0.1 against 1 process.
+
+The workers are started here with their TF_CONFIG (as a cluster would), so that both outputs can
+be read; `tests/test_launcher.py` covers `train.py --workers N`.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+from tests.test_fault_tolerance import checkpoints
+from tests.test_fault_tolerance import weights
+from tests.test_train_cli import ENV
+from tests.test_train_cli import REPO
+
+pytestmark = pytest.mark.slow
+# 135 sample images: 7 held out, 128 = 2 global batches of 64, so no batch is split unevenly.
+SMALL = ["--dataset", "mnist_sample", "--epochs", "2", "--batch-size", "64", "--set",
+         "data.train_limit=135", "--set", "data.test_limit=64", "--set", "eval.iw_samples=2",
+         "--set", "eval.pictures=false", "--set", "train.checkpoint_every=1"]
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def fingerprint(output):
+    return next(line.split()[2] for line in output.splitlines() if line.startswith("final weights:"))
+
+
+@pytest.mark.parametrize("model_args", [
+    ["--model", "conv_vae"],
+    ["--model", "beta_vae", "--set", "model.capacity=true", "--set", "model.capacity_steps=8"],
+], ids=["conv_vae", "capacity_beta_vae"])
+def test_two_workers_match_one_process_and_the_chief_writes_the_run(tmp_path, model_args):
+    single = subprocess.run(
+        [sys.executable, "train.py", *model_args, *SMALL, "--run-dir", str(tmp_path / "single")],
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    workers = []
+    for index in range(2):
+        tf_config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
+        workers.append(subprocess.Popen(
+            [sys.executable, "train.py", *model_args, *SMALL, "--strategy", "multi_worker",
+             "--run-dir", str(tmp_path / "multi")], cwd=REPO,
+            env={**ENV, "TF_CONFIG": json.dumps(tf_config)}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    try:
+        outputs = [worker.communicate(timeout=600) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+    for worker, (_, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+    chief, other = (stdout for stdout, _ in outputs)
+    assert "Epoch 2/2" in chief and "Epoch" not in other  # only the chief shows progress
+    assert "test ELBO" in chief and "test ELBO" not in other  # and evaluates
+    assert fingerprint(chief) == fingerprint(other)  # both workers hold the same weights
+
+    # Equal within 1e-5 to one process with the same global batch and seed.
+    ours = weights(checkpoints(tmp_path / "multi")[-1])
+    theirs = weights(checkpoints(tmp_path / "single")[-1])
+    assert sorted(ours) == sorted(theirs)
+    scale = max(np.abs(v).max() for v in theirs.values() if v.dtype.kind == "f")
+    for name, value in theirs.items():
+        np.testing.assert_allclose(ours[name], value, rtol=1e-5, atol=1e-5 * scale, err_msg=name)
+
+    # The chief's run folder is complete; no worker left a temporary folder behind.
+    run = tmp_path / "multi"
+    for name in ("config.yaml", "metrics.json", "model.keras", "history.csv",
+                 "checkpoints/best.keras"):
+        assert (run / name).is_file(), name
+    assert json.loads((run / "metrics.json").read_text())["test"]["iw_samples"] == 2
+    assert [row.split(",")[0] for row in (run / "history.csv").read_text().splitlines()[1:]] == [
+        "0", "1"]
+    assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
