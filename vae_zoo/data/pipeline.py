@@ -2,7 +2,8 @@ import tensorflow as tf
 
 
 def make_pipeline(
-    examples, batch_size, training, seed=0, binarize=False, image_size=None, shuffle_buffer=10000
+    examples, batch_size, training, seed=0, binarize=False, image_size=None, shuffle_buffer=10000,
+    cache=True,
 ):
     """Batches of example dicts whose `x` is float32 in [0, 1]: scale, resize, cache, shuffle,
     binarise, batch, prefetch. Other keys (`y`, `factors`) pass through unchanged.
@@ -19,6 +20,8 @@ def make_pipeline(
         binarize: bool. Replace pixel p by a Bernoulli(p) draw.
         image_size: optional `[height, width]` to resize to.
         shuffle_buffer: int. Shuffle buffer size.
+        cache: bool. Hold the prepared examples in memory after the first pass (False for a
+            source that renders examples on demand and has too many to hold).
     """
 
     def to_float(example):
@@ -32,7 +35,9 @@ def make_pipeline(
             )
         return {**example, "x": image}
 
-    ds = examples.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    ds = examples.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache()
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if binarize and training:
