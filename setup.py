@@ -18,6 +18,9 @@ INSTALL_REQUIRES = [
     "pyyaml>=6",
     "pillow>=10",
     "matplotlib>=3.8",  # the latent scatter plot
+    # The disentanglement metrics' classifiers and mutual information: pinned, because their
+    # scores move with scikit-learn's defaults (disentanglement_lib #33).
+    "scikit-learn==1.9.*",
     "numpy>=1.26",
 ]
 

@@ -2,7 +2,9 @@
 
 Reports the test ELBO, the importance-weighted NLL (k = 5000 importance samples by default, as in
 Burda et al.), bits per dimension, reconstruction error and active units; merges them into the run's
-metrics.json and TensorBoard, and draws the pictures into RUN_DIR/pictures.
+metrics.json and TensorBoard, and draws the pictures into RUN_DIR/pictures. With --disentanglement
+(data with ground-truth factors, such as dsprites), also the BetaVAE and FactorVAE scores, MIG, DCI
+and SAP of the model's mean code, with disentanglement_lib's defaults.
 """
 
 import argparse
@@ -20,11 +22,22 @@ def build_parser():
     parser.add_argument("--examples", type=int,
                         help="estimate the IW NLL on the first N test images (default: all)")
     parser.add_argument("--no-pictures", action="store_true")
+    parser.add_argument("--disentanglement", action="store_true",
+                        help="also score the representation against the data's ground-truth "
+                             "factors (BetaVAE, FactorVAE, MIG, DCI, SAP)")
+    parser.add_argument("--disentanglement-points", type=int, metavar="N",
+                        help="cap every disentanglement metric's sample sizes at N, for a quick "
+                             "estimate (default: disentanglement_lib's, 5,000 to 10,000)")
     return parser
 
 
-def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=print):
-    """Evaluates a finished run; returns the updated metrics dict (also written to metrics.json)."""
+def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=print,
+                 disentanglement=False, disentanglement_points=None):
+    """Evaluates a finished run; returns the updated metrics dict (also written to metrics.json).
+
+    With `disentanglement`, also the five disentanglement metrics (under `disentanglement`), their
+    sample sizes capped at `disentanglement_points` when given.
+    """
     from vae_zoo.config import RunConfig
     from vae_zoo.data import load_data
     from vae_zoo.data import make_batches
@@ -35,6 +48,8 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
 
     if num_samples < 1 or (max_examples is not None and max_examples < 1):
         raise UserInputError("-k and --examples must be >= 1")
+    if disentanglement_points is not None and disentanglement_points < 10:
+        raise UserInputError("--disentanglement-points must be >= 10")
     run = RunFolder(run_dir)
     model = run.load_model()
     config = RunConfig.from_dict(run.read_config())
@@ -42,6 +57,12 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
     if data.image_shape != model.image_shape:
         raise UserInputError(f"the run's data now has images of shape {data.image_shape}, "
                              f"but the model takes {model.image_shape}")
+    if disentanglement and data.ground_truth is None:
+        raise UserInputError(f"--disentanglement needs data with ground-truth factors (such as "
+                             f"--dataset dsprites); {data.source} has none")
+    if disentanglement and tuple(data.ground_truth.image_shape) != model.image_shape:
+        raise UserInputError(f"the ground truth draws images of shape "
+                             f"{data.ground_truth.image_shape}, the model takes {model.image_shape}")
     batches = make_batches(data, "test", config.data, seed=config.train.seed)
     log(f"evaluating {run} on {data.sizes['test']} test images of {data.source}")
     settings = EvalSettings(iw_samples=num_samples, iw_examples=max_examples, progress=True,
@@ -51,6 +72,13 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
     metrics = run.read_metrics()
     metrics["test"] = results
     metrics["pictures"] = drawn or metrics.get("pictures", [])
+    if disentanglement:
+        from vae_zoo.evaluation.disentanglement import report
+
+        log(f"scoring disentanglement against the factors of {data.source}")
+        scores = report.score_model(model, data.ground_truth, disentanglement_points)
+        report.write_scalars(run, scores, step=config.train.epochs)
+        metrics["disentanglement"] = {**scores, "num_points": disentanglement_points}
     run.write_metrics(metrics)
     return metrics
 
@@ -60,13 +88,19 @@ def main(argv=None):
     from vae_zoo.errors import UserInputError
 
     try:
-        metrics = evaluate_run(args.run_dir, args.iw_samples, args.examples, not args.no_pictures)
+        metrics = evaluate_run(args.run_dir, args.iw_samples, args.examples, not args.no_pictures,
+                               disentanglement=args.disentanglement,
+                               disentanglement_points=args.disentanglement_points)
     except UserInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from vae_zoo.evaluation.report import summary
 
     print(summary(metrics["test"]))
+    if args.disentanglement:
+        from vae_zoo.evaluation.disentanglement import report
+
+        print(report.summary(metrics["disentanglement"]))
     return 0
 
 

@@ -22,7 +22,7 @@ def make_batches(data, split, data_config, seed=0, batch_size=None, limit=None, 
     return make_pipeline(
         examples, batch_size or data_config.batch_size, training=split == "train", seed=seed,
         binarize=data_config.binarize, image_size=data_config.image_size,
-        shuffle_buffer=data_config.shuffle_buffer, epoch=epoch,
+        shuffle_buffer=data_config.shuffle_buffer, epoch=epoch, cache=data.cache,
     )
 
 

@@ -6,6 +6,7 @@ EPOCH_STRIDE = 1_000_003  # seed * stride + epoch: distinct streams for every (s
 def make_pipeline(
     examples, batch_size, training, seed=0, binarize=False, image_size=None, shuffle_buffer=10000,
     epoch=0,
+    cache=True,
 ):
     """Batches of example dicts whose `x` is float32 in [0, 1]: scale, resize, cache, shuffle,
     binarise, batch, prefetch. Other keys (`y`, `factors`) pass through unchanged.
@@ -24,6 +25,8 @@ def make_pipeline(
         image_size: optional `[height, width]` to resize to.
         shuffle_buffer: int. Shuffle buffer size.
         epoch: int. The training epoch this pipeline feeds.
+        cache: bool. Hold the prepared examples in memory after the first pass (False for a
+            source that renders examples on demand and has too many to hold).
     """
 
     def to_float(example):
@@ -37,7 +40,9 @@ def make_pipeline(
             )
         return {**example, "x": image}
 
-    ds = examples.map(to_float, num_parallel_calls=tf.data.AUTOTUNE).cache()
+    ds = examples.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache()
     if training:
         ds = ds.shuffle(shuffle_buffer, seed=seed * EPOCH_STRIDE + epoch, reshuffle_each_iteration=True)
     if binarize:

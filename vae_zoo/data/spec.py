@@ -43,6 +43,8 @@ class Data:
         sizes: dict split -> number of examples.
         source: str. Where the data came from, for logs and metrics.json.
         ground_truth: a `GroundTruthFactors` when the source can render images from factors.
+        cache: bool. Whether the pipeline may hold the prepared examples in memory; False for a
+            source that renders its examples when read and has too many to hold (dsprites).
     """
 
     splits: dict
@@ -50,6 +52,7 @@ class Data:
     sizes: dict
     source: str
     ground_truth: object = None
+    cache: bool = True
 
     @property
     def image_shape(self):
