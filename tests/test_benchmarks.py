@@ -63,3 +63,12 @@ def test_output_layer_script(tmp_path):
     assert {(r["layer"], r["channels"]) for r in rows} == {
         ("Conv2D", 1), ("Conv2DTranspose", 1), ("Conv2D", 3), ("Conv2DTranspose", 3)}
     assert all(r["ms_per_step"] > 0 for r in rows)
+
+
+def test_multi_worker_script(tmp_path):
+    run("multi_worker.py", "--model", "dense_vae", "--epochs", "1", "--rounds", "1",
+        "--out", str(tmp_path))
+    data = json.loads((tmp_path / "multi_worker.json").read_text())
+    assert [r["setup"] for r in data["rows"]] == ["1 process", "2 workers"]
+    assert all(r["train_images_per_second"] > 0 and r["cpu_seconds"] > 0 for r in data["rows"])
+    assert data["parameters"] > 100_000 and data["all_reduce_ms"] > 0

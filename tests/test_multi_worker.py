@@ -6,15 +6,18 @@ be read; `tests/test_launcher.py` covers `train.py --workers N`.
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
 from tests.test_fault_tolerance import checkpoints
+from tests.test_fault_tolerance import state
 from tests.test_fault_tolerance import weights
 from tests.test_train_cli import ENV
 from tests.test_train_cli import REPO
@@ -88,3 +91,53 @@ def test_two_workers_match_one_process_and_the_chief_writes_the_run(tmp_path, mo
     assert [row.split(",")[0] for row in (run / "history.csv").read_text().splitlines()[1:]] == [
         "0", "1"]
     assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def worker_pids(launcher_pid):
+    """`{task index: pid}` of the workers a `--workers` launcher started."""
+    pids = {}
+    for child in Path(f"/proc/{launcher_pid}/task/{launcher_pid}/children").read_text().split():
+        try:
+            environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for item in environ:
+            if item.startswith(b"TF_CONFIG="):
+                pids[json.loads(item[len(b"TF_CONFIG="):])["task"]["index"]] = int(child)
+    return pids
+
+
+def test_a_dead_worker_stops_the_others_and_all_resume_from_the_chiefs_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    args = [sys.executable, "train.py", "--model", "dense_vae", *SMALL, "--epochs", "12",
+            "--strategy", "multi_worker", "--run-dir", str(run), "--workers", "2"]
+    launcher = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and launcher.poll() is None:
+            done = [state(p)["global_step"] for p in checkpoints(run) if (p / "state.json").exists()]
+            if done and max(done) >= 6:
+                break
+            time.sleep(0.1)
+        pids = worker_pids(launcher.pid)
+        assert sorted(pids) == [0, 1], pids
+        os.kill(pids[1], signal.SIGKILL)
+        killed_at = time.monotonic()
+        _, stderr = launcher.communicate(timeout=120)
+    finally:
+        launcher.kill()
+    assert launcher.returncode != 0
+    assert time.monotonic() - killed_at < 60  # the chief did not hang on its dead peer
+    assert "worker 1 failed" in stderr, stderr[-2000:]
+    for pid in pids.values():
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
+            f"/proc/{pid}/status").read_text()
+    saved = state(checkpoints(run)[-1])["global_step"]
+    assert 6 <= saved < 12 * 2
+
+    again = subprocess.run(args, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming from step-" in again.stdout
+    assert state(checkpoints(run)[-1])["global_step"] == 12 * 2
+    assert (run / "metrics.json").is_file()

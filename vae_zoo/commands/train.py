@@ -19,9 +19,11 @@ FLAG_KEYS = {
     "beta": "model.beta",
 }
 DEFAULT_MODEL = "conv_vae"
-# Exit codes: 0 done (or already done), 2 bad input, 3 the loss diverged (NaN or inf),
-# 130 Ctrl-C, 143 SIGTERM (preemption); after 130 and 143 a checkpoint was saved.
+# Exit codes: 0 done (or already done), 2 bad input, 3 the loss diverged (NaN or inf), 4 another
+# worker of a multi-worker run is gone, 130 Ctrl-C, 143 SIGTERM (preemption); after 130 and 143 a
+# checkpoint was saved.
 EXIT_DIVERGED = 3
+EXIT_PEER_LOST = 4
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
@@ -163,6 +165,14 @@ def main(argv=None):
         from vae_zoo.training import TrainingDiverged
         from vae_zoo.training import TrainingInterrupted
 
+        import tensorflow as tf
+
+        if isinstance(e, (tf.errors.UnavailableError, tf.errors.CancelledError,
+                          tf.errors.DeadlineExceededError)):
+            print(f"error: another worker of this multi-worker run is gone "
+                  f"({type(e).__name__}); start every worker again with the same command to "
+                  "resume from the chief's last checkpoint", file=sys.stderr)
+            return EXIT_PEER_LOST
         if isinstance(e, TrainingDiverged):
             print(f"error: training diverged: {e}; the last good checkpoint and model.keras are "
                   "untouched (try a lower --set train.learning_rate=...)", file=sys.stderr)

@@ -34,6 +34,8 @@ class StepCheckpoint(keras.callbacks.Callback):
         self.loop = loop
         self.every = every
         self.keep = keep
+        for stale in self.folder.glob(".tmp-step-*"):  # left by a process killed mid-save
+            shutil.rmtree(stale, ignore_errors=True)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.every and self.loop.global_step() % self.every == 0:
