@@ -68,6 +68,18 @@ def deterministic_sampling(monkeypatch):
     monkeypatch.setattr(Sampling, "call", call)
 
 
+def fixed_noise(monkeypatch, eps):
+    """Makes every `Sampling` draw use `eps` as its N(0, I) noise (reshaped to the draw's shape,
+    e.g. `(k, batch, latent)`), so that a test computes the same z by hand."""
+
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        noise = tf.reshape(tf.constant(eps, z_mean.dtype), tf.shape(z_mean))
+        return z_mean + tf.exp(0.5 * z_log_var) * noise
+
+    monkeypatch.setattr(Sampling, "call", call)
+
+
 def leaf_layers(layer):
     """Every layer with no sublayers inside `layer`, however deeply nested."""
     children = [l for l in getattr(layer, "layers", []) if l is not layer]
