@@ -94,6 +94,18 @@ def test_the_weight_moves_during_fit_and_is_logged(mnist_images):
     assert all(loss < -elbo for loss, elbo in zip(history["loss"], history["elbo"]))
 
 
+def test_held_out_losses_use_the_final_weight(mnist_images):
+    """val_loss picks the best checkpoint: it must not drop where a cycle restarts at w = 0."""
+    model = build_zoo_model("dense_vae", (28, 28, 1), kl_schedule="cyclical",
+                            kl_schedule_steps=100, kl_cycles=2)
+    model.compile(optimizer=keras.optimizers.SGD(1e-6), jit_compile=False)
+    model.steps_trained.assign(50)  # a cycle starts: w = 0 in training
+    assert float(model.kl_weight()) == 0.0
+    results = model.evaluate(mnist_images[:64], batch_size=32, verbose=0, return_dict=True)
+    np.testing.assert_allclose(results["loss"], -results["elbo"], rtol=1e-5)
+    assert float(model.kl_weight()) == 0.0  # training still sees the schedule
+
+
 def test_schedule_settings_round_trip_through_the_config():
     model = build_zoo_model("beta_vae", (28, 28, 1), kl_schedule="cyclical", kl_schedule_steps=90,
                             kl_cycles=3, kl_ratio=0.25)

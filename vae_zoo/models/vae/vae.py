@@ -109,6 +109,7 @@ class VAE(ZooModel):
         self.learn_sigma = learn_sigma
         self.beta = float(beta)
         self.kl_schedule = KLSchedule(kl_schedule, kl_schedule_steps, kl_cycles, kl_ratio)
+        self._held_out = False
         # Every sublayer is built above, so the model is usable (and exportable) before any call.
         self.built = True
 
@@ -142,8 +143,22 @@ class VAE(ZooModel):
         return self.beta * kl
 
     def kl_weight(self):
-        """The schedule's w(t) in [0, 1] after the steps trained so far; it scales the penalty."""
+        """The schedule's w(t) in [0, 1] after the steps trained so far; it scales the penalty.
+
+        Held-out losses (`test_step`: validation, test) use w = 1, the objective the schedule ends
+        at, so that `val_loss`, which picks the best checkpoint, compares epochs on one objective
+        (a cyclical schedule would otherwise favour the epochs that end where w is near 0).
+        """
+        if self._held_out:
+            return tf.constant(1.0)
         return self.kl_schedule(self.steps_trained)
+
+    def test_step(self, data):
+        self._held_out = True  # read when the step is traced (or run eagerly)
+        try:
+            return super().test_step(data)
+        finally:
+            self._held_out = False
 
     def schedule_values(self):
         values = {"beta": self.beta}
