@@ -16,6 +16,15 @@ def diagonal_gaussian(mean, log_var):
     return tfd.MultivariateNormalDiag(loc=mean, scale_diag=tf.exp(0.5 * log_var))
 
 
+def gaussian_mixture(means, log_vars):
+    """The equal-weight mixture of N(means[k], diag(exp(log_vars[k]))) over the first axis."""
+    components = tf.shape(means)[0]
+    return tfd.MixtureSameFamily(
+        mixture_distribution=tfd.Categorical(logits=tf.zeros([components], dtype=means.dtype)),
+        components_distribution=diagonal_gaussian(means, log_vars),
+    )
+
+
 def standard_normal(latent_dim, dtype=tf.float32):
     """N(0, I) over `latent_dim` dimensions."""
     return tfd.MultivariateNormalDiag(

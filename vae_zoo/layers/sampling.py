@@ -32,13 +32,19 @@ class Sampling(keras.layers.Layer):
 def global_batch_noise(local_shape, seed, dtype):
     """This replica's rows of N(0, I) noise drawn for the whole global batch from `seed`.
 
-    Replica r of R holds rows [r * local, (r + 1) * local) of the global batch, as
+    The batch is the second-to-last axis (`(batch, latent)`, or `(k, batch, latent)` for k draws
+    per example). Replica r of R holds rows [r * local, (r + 1) * local) of the global batch, as
     `tf.distribute` splits it, so the same example gets the same noise on any number of replicas.
     """
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync if context is not None else 1
     replica = context.replica_id_in_sync_group if context is not None else 0
-    local = local_shape[0]
-    noise = tf.random.stateless_normal(
-        tf.concat([[local * replicas], local_shape[1:]], 0), seed=seed, dtype=dtype)
-    return noise[replica * local : (replica + 1) * local]
+    rank = local_shape.shape[0]
+    local = local_shape[rank - 2]
+    # Drawn batch-first so that row i of the global batch gets the same noise however it is split.
+    batch_first = tf.concat([[local * replicas], local_shape[: rank - 2], local_shape[rank - 1 :]], 0)
+    noise = tf.random.stateless_normal(batch_first, seed=seed, dtype=dtype)
+    noise = noise[replica * local : (replica + 1) * local]
+    if rank == 3:
+        noise = tf.transpose(noise, [1, 0, 2])
+    return noise

@@ -14,3 +14,5 @@ import_submodules(__name__, __path__)
 
 from vae_zoo.models.vae import VAE  # noqa: E402
 from vae_zoo.models.vae import BetaVAE  # noqa: E402
+from vae_zoo.models.vae import IWAE  # noqa: E402
+from vae_zoo.models.vamp import VampVAE  # noqa: E402

@@ -30,6 +30,7 @@ from vae_zoo.export import convert_to_tflite
 from vae_zoo.export import export_saved_model
 from vae_zoo.export import parity
 from vae_zoo.export import within_tolerance
+from vae_zoo.layers import Sampling
 
 IMAGE_SHAPES = [(28, 28, 1), (32, 32, 3), (64, 64, 3)]
 NUM_CLASSES = 10
@@ -53,6 +54,18 @@ def structured_images(n, image_shape, seed=0):
         xx[None, :, :, None] - centres[:, None, None, 1]
     ) ** 2
     return np.exp(-d2 / 0.02).astype("float32")
+
+
+def fixed_noise(monkeypatch, eps):
+    """Makes every `Sampling` draw use `eps` as its N(0, I) noise (reshaped to the draw's shape,
+    e.g. `(k, batch, latent)`), so that a test computes the same z by hand."""
+
+    def call(self, inputs, seed=None):
+        z_mean, z_log_var = inputs
+        noise = tf.reshape(tf.constant(eps, z_mean.dtype), tf.shape(z_mean))
+        return z_mean + tf.exp(0.5 * z_log_var) * noise
+
+    monkeypatch.setattr(Sampling, "call", call)
 
 
 def leaf_layers(layer):

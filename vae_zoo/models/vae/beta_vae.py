@@ -13,6 +13,10 @@ class BetaVAE(VAE):
     With `capacity=True` the penalty is `gamma * |KL - C|`, where the target capacity C rises
     linearly from 0 to `capacity_max` nats over `capacity_steps` optimizer steps; `beta` is unused.
 
+    A KL schedule (`kl_schedule`, see `VAE`) multiplies the whole penalty: `w(t) * beta * KL`, or
+    `w(t) * gamma * |KL - C|` with capacity (an effective gamma rising with w; both ramps read the
+    same step counter).
+
     Args:
         beta: float. KL weight of the plain variant.
         capacity: bool. Use the capacity-controlled objective.
@@ -56,9 +60,11 @@ class BetaVAE(VAE):
         return self.gamma * tf.abs(kl - capacity)
 
     def schedule_values(self):
+        values = super().schedule_values()
         if not self.capacity:
-            return super().schedule_values()
-        return {"gamma": self.gamma, "capacity": float(self.current_capacity())}
+            return values
+        del values["beta"]  # unused by the capacity objective
+        return {"gamma": self.gamma, "capacity": float(self.current_capacity()), **values}
 
     def get_config(self):
         return {

@@ -10,6 +10,7 @@ from vae_zoo.layers import Sampling
 from vae_zoo.layers import get_likelihood
 from vae_zoo.models.base import ZooModel
 from vae_zoo.models.base import register_model
+from vae_zoo.models.vae.schedules import KLSchedule
 from vae_zoo.networks import build_decoder
 from vae_zoo.networks import build_encoder
 
@@ -18,10 +19,12 @@ from vae_zoo.networks import build_encoder
 class VAE(ZooModel):
     """Variational autoencoder (Kingma & Welling, 2014) trained on the negative ELBO, in nats.
 
-    Per example, `loss = -log p(x|z) + beta * KL(q(z|x) || p(z))` with z ~ q(z|x) drawn once, the
-    log-likelihood summed over pixels and the KL over latent dimensions; the batch loss is the mean
-    over the global batch. q(z|x) is a diagonal Gaussian, p(z) = N(0, I). Variants that only
-    reweight the KL override `regularizer()`.
+    Per example, `loss = -log p(x|z) + w(t) * beta * KL(q(z|x) || p(z))` with z ~ q(z|x) drawn
+    once, the log-likelihood summed over pixels and the KL over latent dimensions; the batch loss is
+    the mean over the global batch. q(z|x) is a diagonal Gaussian, p(z) = N(0, I). w(t) is the KL
+    schedule after t training steps (`KLSchedule`: 1, a linear warm-up, or Fu et al.'s cyclical
+    annealing). Variants that only reweight the KL override `regularizer()`; a prior without a
+    closed-form KL overrides `kl_divergence()`.
 
     Calling the model runs one stochastic forward pass and returns a dict with `z_mean`,
     `z_log_var`, `z` and `x_params` (the decoder's logits or means for that z).
@@ -40,6 +43,12 @@ class VAE(ZooModel):
         sigma: float. Gaussian likelihood scale (or its initial value when `learn_sigma`).
         learn_sigma: bool. Learn the Gaussian scale.
         beta: float. Weight on the KL term (1.0 is the ELBO).
+        kl_schedule: str. The KL weight w(t) multiplying the penalty: `"constant"` (w = 1),
+            `"linear"` (warm-up from 0 to 1 over `kl_schedule_steps`) or `"cyclical"`
+            (`kl_cycles` cycles over `kl_schedule_steps`, each rising over `kl_ratio` of it).
+        kl_schedule_steps: int. Steps of the warm-up, or of all the cycles together.
+        kl_cycles: int. Number of cycles of the cyclical schedule.
+        kl_ratio: float. Fraction of each cycle spent rising, in (0, 1].
         dtype: Keras dtype policy of the hidden layers, e.g. `"mixed_bfloat16"` to compute them
             in bfloat16 (faster on CPUs with AVX512-BF16 or AMX: `benchmarks/throughput.py`).
             The posterior, the sampling, p(x|z) and the loss stay float32
@@ -63,6 +72,10 @@ class VAE(ZooModel):
         sigma=1.0,
         learn_sigma=False,
         beta=1.0,
+        kl_schedule="constant",
+        kl_schedule_steps=10000,
+        kl_cycles=4,
+        kl_ratio=0.5,
         **kwargs,
     ):
         if int(latent_dim) < 1:
@@ -95,6 +108,8 @@ class VAE(ZooModel):
         self.sigma = sigma
         self.learn_sigma = learn_sigma
         self.beta = float(beta)
+        self.kl_schedule = KLSchedule(kl_schedule, kl_schedule_steps, kl_cycles, kl_ratio)
+        self._held_out = False
         # Every sublayer is built above, so the model is usable (and exportable) before any call.
         self.built = True
 
@@ -110,21 +125,46 @@ class VAE(ZooModel):
     def loss_terms(self, batch, outputs):
         x = tf.cast(batch["x"], outputs["x_params"].dtype)
         reconstruction = -self.likelihood.log_prob(x, outputs["x_params"])
-        kl = tfp.distributions.kl_divergence(
-            diagonal_gaussian(outputs["z_mean"], outputs["z_log_var"]), self.prior())
+        kl = self.kl_divergence(outputs)
         return {
-            "loss": reconstruction + self.regularizer(kl),
+            "loss": reconstruction + self.kl_weight() * self.regularizer(kl),
             "reconstruction": reconstruction,
             "kl": kl,
             "elbo": -(reconstruction + kl),
         }
 
+    def kl_divergence(self, outputs):
+        """KL(q(z|x) || p(z)) per example, in closed form (a prior without one overrides this)."""
+        return tfp.distributions.kl_divergence(
+            diagonal_gaussian(outputs["z_mean"], outputs["z_log_var"]), self.prior())
+
     def regularizer(self, kl):
         """The KL penalty in the per-example loss; reweighting variants override this alone."""
         return self.beta * kl
 
+    def kl_weight(self):
+        """The schedule's w(t) in [0, 1] after the steps trained so far; it scales the penalty.
+
+        Held-out losses (`test_step`: validation, test) use w = 1, the objective the schedule ends
+        at, so that `val_loss`, which picks the best checkpoint, compares epochs on one objective
+        (a cyclical schedule would otherwise favour the epochs that end where w is near 0).
+        """
+        if self._held_out:
+            return tf.constant(1.0)
+        return self.kl_schedule(self.steps_trained)
+
+    def test_step(self, data):
+        self._held_out = True  # read when the step is traced (or run eagerly)
+        try:
+            return super().test_step(data)
+        finally:
+            self._held_out = False
+
     def schedule_values(self):
-        return {"beta": self.beta}
+        values = {"beta": self.beta}
+        if self.kl_schedule.kind != "constant":
+            values["kl_weight"] = float(self.kl_weight())
+        return values
 
     # --- The probability interface ----------------------------------------------------------
 
@@ -142,26 +182,39 @@ class VAE(ZooModel):
         return self.likelihood.mean(self.decoder(z, training=False))
 
     def sample(self, n, seed=None):
+        return self.decode(self.sample_latents(n, seed))
+
+    def sample_latents(self, n, seed=None):
+        """`n` draws z ~ p(z), `(n, latent_dim)`; a prior other than N(0, I) overrides this."""
         # tf.random.normal lowers to TFLite's RANDOM_STANDARD_NORMAL builtin; a fixed seed takes
         # the stateless op, for pictures that compare like with like across epochs.
         if seed is None:
-            z = tf.random.normal([n, self.latent_dim])
-        else:
-            z = tf.random.stateless_normal([n, self.latent_dim], seed=[int(seed), 0])
-        return self.decode(z)
+            return tf.random.normal([n, self.latent_dim])
+        return tf.random.stateless_normal([n, self.latent_dim], seed=[int(seed), 0])
 
     def log_importance_weights(self, x, num_samples):
         x = tf.convert_to_tensor(x, tf.float32)
-        q = self.posterior(x)
-        z = q.sample(num_samples)  # (k, batch, latent)
-        log_q = q.log_prob(z)
-        log_pz = self.prior().log_prob(z)
-        k, batch = tf.shape(z)[0], tf.shape(x)[0]
-        flat_z = tf.reshape(z, [-1, self.latent_dim])
+        z_mean, z_log_var = self.encoder(x, training=False)
+        log_px, log_ratio = self.importance_terms(x, z_mean, z_log_var, num_samples)
+        return log_px + log_ratio
+
+    def importance_terms(self, x, z_mean, z_log_var, num_samples, training=False):
+        """The two parts of the log importance weights, for k draws z_k ~ q(z|x).
+
+        The draws are reparameterised (the `Sampling` layer), so k-sample objectives train
+        through them. Returns `(log p(x|z_k), log p(z_k) - log q(z_k|x))`, each `(k, batch)`.
+        """
+        x = tf.cast(x, tf.float32)
+        k, batch = num_samples, tf.shape(x)[0]
+        z = self.sampling((tf.repeat(z_mean[None], k, axis=0),
+                           tf.repeat(z_log_var[None], k, axis=0)),
+                          seed=self.noise_seed() if training else None)  # (k, batch, latent)
+        log_ratio = self.prior().log_prob(z) - diagonal_gaussian(z_mean, z_log_var).log_prob(z)
         x_tiled = tf.reshape(
             tf.tile(x[None], [k] + [1] * len(x.shape)), tf.concat([[-1], tf.shape(x)[1:]], 0))
-        log_px = self.likelihood.log_prob(x_tiled, self.decoder(flat_z, training=False))
-        return tf.reshape(log_px, [k, batch]) + log_pz - log_q
+        x_params = self.decoder(tf.reshape(z, [-1, self.latent_dim]), training=training)
+        log_px = self.likelihood.log_prob(x_tiled, x_params)
+        return tf.reshape(log_px, [k, batch]), log_ratio
 
     @property
     def continuous_observations(self):
@@ -193,4 +246,8 @@ class VAE(ZooModel):
             "sigma": self.sigma,
             "learn_sigma": self.learn_sigma,
             "beta": self.beta,
+            "kl_schedule": self.kl_schedule.kind,
+            "kl_schedule_steps": self.kl_schedule.steps,
+            "kl_cycles": self.kl_schedule.cycles,
+            "kl_ratio": self.kl_schedule.ratio,
         }
