@@ -40,12 +40,14 @@ ALL_REDUCE = textwrap.dedent("""
     strategy = multi_worker_strategy()
     import tensorflow as tf
     size, repeats = int(sys.argv[1]), int(sys.argv[2])
-    with strategy.scope():
-        tensor = tf.Variable(tf.ones([size]))
+
+    def replica_sum():
+        gradients = tf.ones([size])  # the size of the model's gradients
+        return tf.distribute.get_replica_context().all_reduce("SUM", gradients)
 
     @tf.function
     def step():
-        return strategy.run(lambda: tf.distribute.get_replica_context().all_reduce("SUM", tensor))
+        return strategy.run(replica_sum)
 
     step()  # warm-up: builds the collective
     times = []

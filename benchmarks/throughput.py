@@ -77,13 +77,26 @@ def build(name, dataset, images):
     from vae_zoo.config import apply_overrides
     from vae_zoo.config import load_zoo_config
     from vae_zoo.data import make_pipeline
+    from vae_zoo.training import TrainingLoop
+    from vae_zoo.training.strategy import resolve_jit_compile
     from vae_zoo.training.trainer import prepare
 
     raw = apply_overrides(load_zoo_config(zoo_model), [f"data.dataset={dataset}", *overrides])
-    _, model = prepare(RunConfig.from_dict(raw))
-    batches = make_pipeline(tf.data.Dataset.from_tensor_slices({"x": images}), BATCH_SIZE,
-                            training=True)
-    return model, lambda: model.fit(batches, epochs=1, verbose=0, shuffle=False)
+    config = RunConfig.from_dict(raw)
+    _, model, strategy = prepare(config)
+    examples = tf.data.Dataset.from_tensor_slices({"x": images})
+    steps = -(-len(images) // BATCH_SIZE)
+    # The zoo's own training loop, as train.py runs it (a new epoch's order each call).
+    loop = TrainingLoop(model, strategy, jit_compile=resolve_jit_compile(config.train.jit_compile))
+    epochs = iter(range(10**9))
+
+    def train_one_epoch():
+        epoch = next(epochs)
+        batches = make_pipeline(examples, BATCH_SIZE, training=True, epoch=epoch)
+        loop.fit(lambda _: batches, epochs=epoch + 1, steps_per_epoch=steps, verbose=0,
+                 initial_epoch=epoch)
+
+    return model, train_one_epoch
 
 
 def count_params(model):

@@ -105,7 +105,8 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
         if found is not None:
             path, state = found
             try:
-                restore(model, path)
+                with strategy.scope():  # the optimizer's slots are created here
+                    restore(model, path)
             except ValueError as e:  # weights of another model or image shape
                 raise UserInputError(f"{path} does not fit this model: {e}") from None
             initial_epoch, initial_step = state["epoch"], state["step"]
