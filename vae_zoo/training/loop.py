@@ -47,12 +47,17 @@ class TrainingLoop:
 
     def _make_function(self, step_fn):
         strategy, model = self.strategy, self.model
+        several_workers = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
         def one_step(batch):
-            strategy.run(step_fn, args=(batch,))
-            # Metric variables sum their replicas' updates (Keras creates them with SUM
-            # aggregation), so reading them here gives the global values on every worker.
-            return model.get_metrics_result()
+            local_logs = strategy.run(step_fn, args=(batch,))
+            if not several_workers:
+                # Keras metric variables sum their replicas on read: the global values.
+                return model.get_metrics_result()
+            # Across machines every read of a metric variable is a collective: one per step for
+            # the running loss (for the NaN check and the progress bar); the other terms are
+            # read once, at the end of the epoch.
+            return {"loss": strategy.reduce("MEAN", local_logs["loss"], axis=None)}
 
         return tf.function(one_step, jit_compile=self.jit_compile, reduce_retracing=True)
 
@@ -97,7 +102,7 @@ class TrainingLoop:
                 callbacks.on_train_batch_end(self.step - 1, logs)
                 if model.stop_training:
                     break
-            epoch_logs = dict(logs)
+            epoch_logs = self.metrics_result()
             if validation_data is not None:
                 val_logs = self.evaluate(validation_data, callbacks)
                 epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
@@ -123,9 +128,14 @@ class TrainingLoop:
             if callbacks is not None:
                 callbacks.on_test_batch_end(step, logs)
             step += 1
+        logs = self.metrics_result()
         if callbacks is not None:
             callbacks.on_test_end(logs)
         return logs
+
+    def metrics_result(self):
+        """Every tracked term, as floats: the global values, whatever the strategy."""
+        return {key: float(value) for key, value in self.model.get_metrics_result().items()}
 
     def global_step(self):
         return int(np.asarray(self.model.steps_trained.numpy()))
