@@ -16,3 +16,4 @@ from vae_zoo.models.vae import VAE  # noqa: E402
 from vae_zoo.models.vae import BetaVAE  # noqa: E402
 from vae_zoo.models.vae import IWAE  # noqa: E402
 from vae_zoo.models.vamp import VampVAE  # noqa: E402
+from vae_zoo.models.cvae import CVAE  # noqa: E402

@@ -209,11 +209,15 @@ class ZooModelChecks:
         assert all(layer.compute_dtype == "float32" for layer in leaf_layers(full) if layer.weights)
         for a, b in zip(full.get_weights(), model.get_weights()):
             np.testing.assert_array_equal(a, b)
-        mixed_out = keras.ops.convert_to_numpy(model.reconstruct(x[:8]))
-        full_out = keras.ops.convert_to_numpy(full.reconstruct(x[:8]))
+        # The endpoint's own example inputs: x, plus the label y of a conditional model.
+        inputs = model.endpoint_examples(x[:8])["reconstruct"]
+        mixed_out = numpy_outputs(model.serving_endpoints()["reconstruct"][0](**inputs))
+        full_out = numpy_outputs(full.serving_endpoints()["reconstruct"][0](**inputs))
+        mixed_out, full_out = mixed_out["reconstruction"], full_out["reconstruction"]
         assert 0 < np.abs(full_out - mixed_out).max() < 0.05  # only bfloat16 rounding differs
         loaded = tf.saved_model.load(str(export_saved_model(model, tmp_path / "served")))
-        served = loaded.signatures["reconstruct"](x=tf.constant(x[:8]))["reconstruction"]
+        served = loaded.signatures["reconstruct"](
+            **{k: tf.constant(v) for k, v in inputs.items()})["reconstruction"]
         np.testing.assert_allclose(served.numpy(), full_out, atol=1e-5)
 
     def test_config_round_trip(self):

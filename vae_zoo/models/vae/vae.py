@@ -90,11 +90,8 @@ class VAE(ZooModel):
             hidden_units=None if hidden_units is None else tuple(hidden_units),
             kernel_size=kernel_size,
         )
-        features = build_encoder(network, image_shape, dtype=self.dtype_policy, **network_args)
-        head = DiagonalGaussianHead(latent_dim, dtype="float32", name="posterior")
-        self.encoder = keras.Model(features.input, head(features.output), name="encoder")
-        self.decoder = build_decoder(network, image_shape, latent_dim, dtype=self.dtype_policy,
-                                     **network_args)
+        self.encoder, self.decoder = self.build_networks(network, image_shape, int(latent_dim),
+                                                         network_args)
         self.sampling = Sampling(dtype="float32", name="sampling")
         self.likelihood = get_likelihood(likelihood, sigma=sigma, learn_sigma=learn_sigma)
 
@@ -112,6 +109,18 @@ class VAE(ZooModel):
         self._held_out = False
         # Every sublayer is built above, so the model is usable (and exportable) before any call.
         self.built = True
+
+    def build_networks(self, network, image_shape, latent_dim, network_args):
+        """`(encoder, decoder)`: x -> (z_mean, z_log_var) and z -> parameters of p(x|z).
+
+        A family whose networks take more inputs (a label) overrides this alone.
+        """
+        features = build_encoder(network, image_shape, dtype=self.dtype_policy, **network_args)
+        head = DiagonalGaussianHead(latent_dim, dtype="float32", name="posterior")
+        encoder = keras.Model(features.input, head(features.output), name="encoder")
+        decoder = build_decoder(network, image_shape, latent_dim, dtype=self.dtype_policy,
+                                **network_args)
+        return encoder, decoder
 
     def call(self, inputs, training=None):
         x = self.as_batch(inputs)["x"]
