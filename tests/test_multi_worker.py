@@ -141,3 +141,20 @@ def test_a_dead_worker_stops_the_others_and_all_resume_from_the_chiefs_checkpoin
     assert "resuming from step-" in again.stdout
     assert state(checkpoints(run)[-1])["global_step"] == 12 * 2
     assert (run / "metrics.json").is_file()
+
+
+def test_peers_that_never_answer_end_the_worker_with_one_line_within_the_timeout(tmp_path):
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]  # worker 1 is never started
+    tf_config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": 0}}
+    start = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "train.py", "--model", "dense_vae", *SMALL, "--strategy", "multi_worker",
+         "--run-dir", str(tmp_path / "run"), "--set", "train.cluster_timeout=15"], cwd=REPO,
+        env={**ENV, "TF_CONFIG": json.dumps(tf_config)}, capture_output=True, text=True,
+        timeout=300)
+    assert result.returncode == -signal.SIGKILL  # 137 in a shell, as the message says
+    assert time.monotonic() - start < 120
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "did not all answer within 15 s" in errors[0], result.stderr
+    assert "exit code 137" in errors[0]
+    assert not (tmp_path / "run").exists()

@@ -120,6 +120,7 @@ class TrainConfig:
     `checkpoint_every` saves a step checkpoint every so many steps (and at each epoch end), from
     which an interrupted run resumes exactly. `deterministic` turns on TensorFlow's op
     determinism, so that a resumed run ends with bit-identical weights (slower on some ops).
+    `cluster_timeout` bounds how long a multi-worker run waits for all of its workers to start.
 
     `precision` is the Keras dtype policy of the hidden layers: `mixed_bfloat16` for CPUs with
     AVX512-BF16 or AMX and for TPUs and Ampere+ GPUs, `mixed_float16` (with loss scaling) for
@@ -135,6 +136,7 @@ class TrainConfig:
     image_every: int = 1
     checkpoint_every: int | None = 500
     deterministic: bool = False
+    cluster_timeout: float = 300.0
 
     def validate(self):
         if self.epochs < 1:
@@ -155,6 +157,9 @@ class TrainConfig:
             )
         if self.image_every < 1:
             raise UserInputError(f"train.image_every must be >= 1, got {self.image_every}")
+        if not self.cluster_timeout > 0:
+            raise UserInputError(
+                f"train.cluster_timeout must be > 0 seconds, got {self.cluster_timeout}")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             raise UserInputError(
                 f"train.checkpoint_every must be >= 1 (or null: epoch ends only), "

@@ -284,7 +284,8 @@ def multi_worker_strategy(resolver=None):
     "Collective ops must be configured at program startup". It blocks until every worker of the
     cluster has started (TensorFlow waits forever), and from then on TensorFlow takes SIGTERM
     over: the process neither dies nor stops on it, while waiting or while training (measured).
-    Whatever starts the workers must bound them and stop them with SIGKILL.
+    Whatever starts the workers must bound them and stop them with SIGKILL (train.py does so
+    itself: `training.trainer.cluster_watchdog`).
 
     On CPUs the all-reduce is RING (NCCL is GPU only); with GPUs, NCCL.
 

@@ -1,8 +1,11 @@
 """Train one model from a `RunConfig` into a run folder."""
 
+import contextlib
 import hashlib
 import math
+import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -16,6 +19,7 @@ from vae_zoo.data import load_data
 from vae_zoo.data import make_batches
 from vae_zoo.distribute import current_cluster
 from vae_zoo.distribute import strategy_for
+from vae_zoo.distribute import wants_multi_worker
 from vae_zoo.errors import UserInputError
 from vae_zoo.evaluation import EvalSettings
 from vae_zoo.evaluation.report import evaluate_and_report
@@ -40,6 +44,39 @@ class TrainingInterrupted(Exception):
         self.epoch, self.step, self.signum = epoch, step, signum
 
 
+# Runs beside a worker that is creating its multi-worker strategy: TensorFlow waits for every peer
+# forever and holds the Python interpreter meanwhile (a watchdog thread never runs: measured), so
+# only another process can end the wait. It kills the worker unless told "ready" in time.
+_WATCHDOG = """
+import os, select, signal, sys
+parent, seconds = int(sys.argv[1]), float(sys.argv[2])
+ready, _, _ = select.select([sys.stdin], [], [], seconds)
+if not ready or not sys.stdin.readline():
+    try:
+        os.kill(parent, 0)
+    except OSError:
+        sys.exit(0)
+    print(f"error: the other workers named by TF_CONFIG/Slurm did not all answer within "
+          f"{seconds:g} s (train.cluster_timeout): check their addresses and that every worker "
+          f"was started; exit code {128 + signal.SIGKILL}", file=sys.stderr, flush=True)
+    os.kill(parent, signal.SIGKILL)
+"""
+
+
+@contextlib.contextmanager
+def cluster_watchdog(seconds):
+    """Kills this process with one line on stderr if the block takes more than `seconds`."""
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds)],
+                                stdin=subprocess.PIPE, text=True)
+    try:
+        yield
+    finally:
+        try:
+            watchdog.communicate("ready\n", timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            watchdog.kill()
+
+
 def prepare(config):
     """Loads the data and builds and compiles the model: everything that can fail on bad input.
 
@@ -47,7 +84,10 @@ def prepare(config):
     Returns `(data, model, strategy)`.
     """
     # First: a multi-worker strategy must exist before any other TensorFlow op runs.
-    strategy = strategy_for(config.train.strategy)
+    name = config.train.strategy
+    several = name == "multi_worker" or (name == "auto" and wants_multi_worker())
+    with cluster_watchdog(config.train.cluster_timeout) if several else contextlib.nullcontext():
+        strategy = strategy_for(name)
     keras.utils.set_random_seed(config.train.seed)
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
