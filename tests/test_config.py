@@ -13,7 +13,7 @@ def test_every_zoo_config_validates_and_builds():
     for name in available_models():
         config = RunConfig.from_dict(load_zoo_config(name))
         assert config.model.name == name
-        model = config.model.build(DataSpec((28, 28, 1)))
+        model = config.model.build(DataSpec((28, 28, 1), num_classes=10))
         assert model.name == name
 
 
@@ -75,4 +75,4 @@ def test_bad_model_values_are_user_errors():
                               ("model.likelihood=poisson", "unknown likelihood")]:
         config = RunConfig.from_dict(apply_overrides(load_zoo_config("conv_vae"), [override]))
         with pytest.raises(UserInputError, match=message):
-            config.model.build(DataSpec((28, 28, 1)))
+            config.model.build(DataSpec((28, 28, 1), num_classes=10))

@@ -339,7 +339,10 @@ class ZooModelChecks:
             for key, value in reference.items():
                 errors = parity(outputs[key], value.numpy())
                 assert within_tolerance(quantize, errors), (name, key, errors, TOLERANCES[quantize])
-        if quantize != "int8":
+        # Random endpoints as distributions of 2000 draws in the float modes; dynamic-range
+        # kernels take ~40 s for those draws on CPU and quantise the same graph, and int8 files
+        # hold only the deterministic endpoints.
+        if quantize in ("none", "float16"):
             for name, inputs in self.stochastic_inputs(model, examples).items():
                 outputs = interpreter.get_signature_runner(name)(**inputs)
                 expected = numpy_outputs(model.serving_endpoints()[name][0](**inputs))
