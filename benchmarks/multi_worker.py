@@ -18,7 +18,6 @@ import os
 import platform
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,16 +58,6 @@ ALL_REDUCE = textwrap.dedent("""
 """)
 
 
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def pinned(core, command):
     return (["taskset", "-c", str(core)] if shutil.which("taskset") else []) + command
 
@@ -90,10 +79,11 @@ def run_processes(commands, envs):
 
 
 def cluster_envs(n):
+    from vae_zoo.distribute.cluster import make_tf_config
+    from vae_zoo.distribute.launcher import free_ports
+
     addresses = [f"127.0.0.1:{port}" for port in free_ports(n)]
-    return [{**os.environ, "TF_CONFIG": json.dumps(
-        {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": i}})}
-        for i in range(n)]
+    return [{**os.environ, "TF_CONFIG": make_tf_config(addresses, i)} for i in range(n)]
 
 
 def train_once(setup, model, epochs, batch_size, folder):

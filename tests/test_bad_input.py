@@ -6,6 +6,7 @@ Each case runs `python train.py` in a subprocess, as a user would.
 import json
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.test_fault_tolerance import signal_after_checkpoint
 from tests.test_train_cli import ENV
 from tests.test_train_cli import REPO
 
@@ -146,7 +148,8 @@ def test_a_checkpoint_of_another_image_shape_is_refused(finished_run, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((300, 12, 12), np.uint8))
     args = ["--dataset", str(tmp_path / "x.npy"), "--run-dir", str(other), "--epochs", "2",
             "--set", "train.checkpoint_every=1"]
-    code, _ = _run_and_stop_after_first_checkpoint(args)
+    code, _ = signal_after_checkpoint([sys.executable, str(REPO / "train.py"), *TINY, *args],
+                                      other, signal.SIGTERM, after_step=1)
     assert code == 143
     shutil.rmtree(other / "checkpoints/steps")
     shutil.copytree(finished_run / "checkpoints/steps", other / "checkpoints/steps")
@@ -154,23 +157,6 @@ def test_a_checkpoint_of_another_image_shape_is_refused(finished_run, tmp_path):
     result = train(*args)
     assert_one_line_error(result, "does not fit this model")
     assert snapshot(other) == before
-
-
-def _run_and_stop_after_first_checkpoint(args):
-    from tests.test_fault_tolerance import checkpoints
-
-    import signal
-    import time
-
-    run = args[args.index("--run-dir") + 1]
-    process = subprocess.Popen([sys.executable, str(REPO / "train.py"), *TINY, *args], cwd=REPO,
-                               env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not checkpoints(run) and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    return process.returncode, stderr
 
 
 def test_a_full_disk_is_one_line_and_leaves_earlier_checkpoints_whole(finished_run, tmp_path):

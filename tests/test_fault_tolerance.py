@@ -52,7 +52,13 @@ def weights(path):
 
 def start_and_signal(run, signum, after_step, *args):
     """Starts a run and sends `signum` once a checkpoint at or past `after_step` exists."""
-    process = subprocess.Popen(command(run, *args), cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+    return signal_after_checkpoint(command(run, *args), run, signum, after_step)
+
+
+def signal_after_checkpoint(argv, run, signum, after_step):
+    """Runs `argv` (a train.py command writing `run`) and sends `signum` once a checkpoint at or
+    past `after_step` exists; returns `(exit code, stderr)`."""
+    process = subprocess.Popen(argv, cwd=REPO, env=ENV, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     try:

@@ -7,7 +7,6 @@ be read; `tests/test_launcher.py` covers `train.py --workers N`.
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,22 +20,14 @@ from tests.test_fault_tolerance import state
 from tests.test_fault_tolerance import weights
 from tests.test_train_cli import ENV
 from tests.test_train_cli import REPO
+from vae_zoo.distribute.cluster import make_tf_config
+from vae_zoo.distribute.launcher import free_ports
 
 pytestmark = pytest.mark.slow
 # 135 sample images: 7 held out, 128 = 2 global batches of 64, so no batch is split unevenly.
 SMALL = ["--dataset", "mnist_sample", "--epochs", "2", "--batch-size", "64", "--set",
          "data.train_limit=135", "--set", "data.test_limit=64", "--set", "eval.iw_samples=2",
          "--set", "eval.pictures=false", "--set", "train.checkpoint_every=1"]
-
-
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def fingerprint(output):
@@ -56,11 +47,10 @@ def test_two_workers_match_one_process_and_the_chief_writes_the_run(tmp_path, mo
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
     workers = []
     for index in range(2):
-        tf_config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}}
         workers.append(subprocess.Popen(
             [sys.executable, "train.py", *model_args, *SMALL, "--strategy", "multi_worker",
              "--run-dir", str(tmp_path / "multi")], cwd=REPO,
-            env={**ENV, "TF_CONFIG": json.dumps(tf_config)}, stdout=subprocess.PIPE,
+            env={**ENV, "TF_CONFIG": make_tf_config(addresses, index)}, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True))
     try:
         outputs = [worker.communicate(timeout=600) for worker in workers]
@@ -145,12 +135,11 @@ def test_a_dead_worker_stops_the_others_and_all_resume_from_the_chiefs_checkpoin
 
 def test_peers_that_never_answer_end_the_worker_with_one_line_within_the_timeout(tmp_path):
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]  # worker 1 is never started
-    tf_config = {"cluster": {"worker": addresses}, "task": {"type": "worker", "index": 0}}
     start = time.monotonic()
     result = subprocess.run(
         [sys.executable, "train.py", "--model", "dense_vae", *SMALL, "--strategy", "multi_worker",
          "--run-dir", str(tmp_path / "run"), "--set", "train.cluster_timeout=15"], cwd=REPO,
-        env={**ENV, "TF_CONFIG": json.dumps(tf_config)}, capture_output=True, text=True,
+        env={**ENV, "TF_CONFIG": make_tf_config(addresses, 0)}, capture_output=True, text=True,
         timeout=300)
     assert result.returncode == -signal.SIGKILL  # 137 in a shell, as the message says
     assert time.monotonic() - start < 120

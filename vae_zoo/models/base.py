@@ -227,17 +227,16 @@ class ZooModel(keras.Model):
         """`{endpoint: {input name: array}}`: example inputs of every endpoint built from real
         images, for parity checks and int8 calibration."""
         images = np.asarray(images, dtype="float32")
-        examples = {}
-        for name, (_, specs) in self.serving_endpoints().items():
-            inputs = {}
-            for spec in specs:
-                if spec.name == "x":
-                    inputs["x"] = images
-                elif spec.name == "z":
-                    inputs["z"] = keras.ops.convert_to_numpy(self.representation(images))
-                elif spec.name == "n":
-                    inputs["n"] = np.array(len(images), np.int32)
-                else:
-                    raise NotImplementedError(f"no example for input {spec.name!r} of {name}")
-            examples[name] = inputs
-        return examples
+        return {name: {spec.name: self.example_input(spec.name, images) for spec in specs}
+                for name, (_, specs) in self.serving_endpoints().items()}
+
+    def example_input(self, input_name, images):
+        """An example value of the endpoint input `input_name`, built from `images`; a model
+        whose endpoints take other inputs extends this."""
+        if input_name == "x":
+            return images
+        if input_name == "z":
+            return keras.ops.convert_to_numpy(self.representation(images))
+        if input_name == "n":
+            return np.array(len(images), np.int32)
+        raise NotImplementedError(f"no example for the endpoint input {input_name!r}")

@@ -1,5 +1,4 @@
 import keras
-import numpy as np
 import tensorflow as tf
 
 from vae_zoo.distributions import diagonal_gaussian
@@ -206,25 +205,15 @@ class CVAE(VAE):
             "sample": (sample, [y_spec]),
         }
 
-    def endpoint_examples(self, images):
-        """The base examples plus `y`: labels 0, 1, ..., K-1, 0, ... for the images (the export
-        checks compare outputs for given inputs, so any valid labels do)."""
-        images = np.asarray(images, dtype="float32")
+    def example_input(self, input_name, images):
+        """Adds `y`: labels 0, 1, ..., K-1, 0, ... for the images (the export checks compare
+        outputs for given inputs, so any valid labels do); `z` is the code of images and labels."""
+        if input_name not in ("y", "z"):
+            return super().example_input(input_name, images)
         y = keras.ops.convert_to_numpy(self.cycling_labels(len(images))).astype("int32")
-        examples = {}
-        for name, (_, specs) in self.serving_endpoints().items():
-            inputs = {}
-            for spec in specs:
-                if spec.name == "x":
-                    inputs["x"] = images
-                elif spec.name == "z":
-                    inputs["z"] = keras.ops.convert_to_numpy(self.representation(images, y))
-                elif spec.name == "y":
-                    inputs["y"] = y
-                else:
-                    raise NotImplementedError(f"no example for input {spec.name!r} of {name}")
-            examples[name] = inputs
-        return examples
+        if input_name == "y":
+            return y
+        return keras.ops.convert_to_numpy(self.representation(images, y))
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes}
