@@ -217,8 +217,9 @@ class RunFolder:
     def write_metrics(self, metrics):
         write_atomic(self.metrics_path, json.dumps(metrics, indent=2) + "\n")
 
-    def save_model(self, model):
-        path = self.model_path
+    def save_model(self, model, path=None):
+        """Writes `model` to `path` (default `model.keras`) atomically."""
+        path = Path(path or self.model_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
         model.save(tmp)

@@ -117,8 +117,10 @@ class DataConfig:
 class TrainConfig:
     """How to optimise, on what devices, in what precision, and how often to log and checkpoint.
 
-    `checkpoint_every` saves a step checkpoint every so many steps (and at each epoch end), from
-    which an interrupted run resumes exactly. `deterministic` turns on TensorFlow's op
+    `checkpoint_every` saves a step checkpoint every so many steps, from which an interrupted run
+    resumes exactly; an epoch end saves one too when the last is `checkpoint_seconds` old (0:
+    every epoch end), and the end of training always does. `image_every` writes the TensorBoard
+    pictures every so many epochs (default: about ten times in a run, and after the last epoch). `deterministic` turns on TensorFlow's op
     determinism, so that a resumed run ends with bit-identical weights (slower on some ops).
     `cluster_timeout` bounds how long a multi-worker run waits for all of its workers to start.
 
@@ -133,8 +135,9 @@ class TrainConfig:
     strategy: str = "auto"
     jit_compile: Any = "auto"
     precision: str = "float32"
-    image_every: int = 1
+    image_every: int | None = None
     checkpoint_every: int | None = 500
+    checkpoint_seconds: float = 60.0
     deterministic: bool = False
     cluster_timeout: float = 300.0
 
@@ -155,11 +158,14 @@ class TrainConfig:
             raise UserInputError(
                 f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
             )
-        if self.image_every < 1:
+        if self.image_every is not None and self.image_every < 1:
             raise UserInputError(f"train.image_every must be >= 1, got {self.image_every}")
         if not self.cluster_timeout > 0:
             raise UserInputError(
                 f"train.cluster_timeout must be > 0 seconds, got {self.cluster_timeout}")
+        if not self.checkpoint_seconds >= 0:
+            raise UserInputError(
+                f"train.checkpoint_seconds must be >= 0, got {self.checkpoint_seconds}")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             raise UserInputError(
                 f"train.checkpoint_every must be >= 1 (or null: epoch ends only), "

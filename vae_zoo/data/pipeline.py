@@ -1,3 +1,5 @@
+import weakref
+
 import tensorflow as tf
 
 EPOCH_STRIDE = 1_000_003  # seed * stride + epoch: distinct streams for every (seed, epoch)
@@ -15,6 +17,11 @@ def make_pipeline(
     every pixel are functions of `(seed, epoch)` alone (dynamic binarisation as in Burda et al.),
     so a run resumed in the middle of an epoch sees exactly the batches it would have seen.
     Held-out splits (`training=False`) are binarised once, the same way on every pass.
+
+    With `cache`, a training pipeline holds the prepared examples as tensors, prepared once for
+    all epochs, and shuffles their indices: an epoch starts without walking every example
+    through a per-example map, a cache and a shuffle buffer (about 0.3 s per epoch of the MNIST
+    sample, as long as the epoch's steps of a small model).
 
     Args:
         examples: a `tf.data.Dataset` of example dicts (`x`: uint8 in 0..255 or floats in [0, 1]).
@@ -40,6 +47,10 @@ def make_pipeline(
             )
         return {**example, "x": image}
 
+    if training and cache:
+        return _shuffled_in_memory(
+            _prepared(examples, to_float, image_size), batch_size,
+            seed=seed * EPOCH_STRIDE + epoch, binarize=binarize, shuffle_buffer=shuffle_buffer)
     ds = examples.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
         ds = ds.cache()
@@ -58,3 +69,36 @@ def make_pipeline(
 
         ds = ds.enumerate().map(sample_pixels, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+_PREPARED = weakref.WeakKeyDictionary()  # examples -> {image_size: the prepared tensors}
+
+
+def _prepared(examples, to_float, image_size):
+    """Every example of `examples` after `to_float`, as one dict of stacked tensors; computed
+    once per dataset and image size, for every epoch's pipeline."""
+    key = tuple(image_size) if image_size is not None else None
+    by_size = _PREPARED.setdefault(examples, {})
+    if key not in by_size:
+        ds = examples.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+        by_size[key] = ds.batch(2**31 - 1).get_single_element()
+    return by_size[key]
+
+
+def _shuffled_in_memory(tensors, batch_size, seed, binarize, shuffle_buffer):
+    """Batches of `tensors` in an order shuffled by `seed` (the same buffer semantics as
+    shuffling the examples), each batch gathered at once and, with `binarize`, drawn with a
+    stateless seed of (`seed`, batch number)."""
+    count = tf.shape(tf.nest.flatten(tensors)[0], out_type=tf.int64)[0]
+    order = tf.data.Dataset.range(count).shuffle(shuffle_buffer, seed=seed)
+    ds = order.batch(batch_size).map(lambda index: tf.nest.map_structure(
+        lambda t: tf.gather(t, index), tensors))
+    if binarize:
+        def sample_pixels(number, batch):
+            image = batch["x"]
+            noise = tf.random.stateless_uniform(
+                tf.shape(image), seed=tf.stack([tf.constant(seed, tf.int64), number]))
+            return {**batch, "x": tf.cast(noise < image, tf.float32)}
+
+        ds = ds.enumerate().map(sample_pixels)
+    return ds.prefetch(tf.data.AUTOTUNE)

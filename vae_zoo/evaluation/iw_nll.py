@@ -9,59 +9,69 @@ import tensorflow as tf
 
 from vae_zoo.evaluation import register_metric
 
-IMAGES_PER_PASS = 16  # images whose k samples are decoded together
+DECODES_PER_CALL = 4096  # images decoded by one call of the decoder (images x samples)
+IMAGES_PER_PASS = 64  # images estimated by one call of the compiled estimator
 
 
 def importance_weighted_log_likelihood(model, x, num_samples, chunk_size=None):
     """Per-example log p(x) ~ logmeanexp_k log w_k, in nats, w_k from `model.log_importance_weights`.
 
-    The k samples are drawn in chunks and folded into a running logsumexp, so memory holds
-    `chunk_size` decoded batches at a time whatever k is. A lower bound on log p(x) in expectation
-    that tightens as k grows; k = 1 is the ELBO.
+    One compiled call estimates the whole batch: the k samples are drawn in chunks inside a
+    `tf.while_loop` and folded into a running logsumexp, so memory holds one chunk's decoded
+    images (`batch * chunk_size`) whatever k is, and the host waits once per batch, not per chunk.
+    A lower bound on log p(x) in expectation that tightens as k grows; k = 1 is the ELBO.
 
     Args:
         model: a zoo model with a density.
         x: a batch of inputs, shape `(batch, *image_shape)`.
         num_samples: int. k, the number of importance samples per example.
-        chunk_size: int. Samples decoded per step; defaults to about 4096 images per step.
+        chunk_size: int. Samples per example decoded together; default: about
+            `DECODES_PER_CALL` images per decoder call.
     """
     x = tf.convert_to_tensor(x, tf.float32)
-    batch = int(x.shape[0])
-    chunk_size = chunk_size or max(1, min(num_samples, 4096 // max(batch, 1)))
-    log_sum = tf.fill([batch], -math.inf)
-    done = 0
-    while done < num_samples:
-        size = min(chunk_size, num_samples - done)
-        log_sum = tf.reduce_logsumexp(tf.stack([log_sum, _log_weight_sum(model, x, size)]), axis=0)
-        done += size
-    return log_sum - math.log(num_samples)
+    batch = max(int(x.shape[0]), 1)
+    chunk_size = chunk_size or max(1, DECODES_PER_CALL // batch)
+    chunk_size = min(chunk_size, num_samples)
+    return _log_mean_weight(model, x, int(num_samples), int(chunk_size))
 
 
 @tf.function(reduce_retracing=True)
-def _log_weight_sum(model, x, size):
-    """logsumexp over `size` draws of the log importance weights, per example."""
-    return tf.reduce_logsumexp(model.log_importance_weights(x, size), axis=0)
+def _log_mean_weight(model, x, num_samples, chunk_size):
+    """logmeanexp over `num_samples` draws of the log importance weights, per example."""
+    chunks, rest = divmod(num_samples, chunk_size)
+
+    def fold(log_sum, size):
+        chunk = tf.reduce_logsumexp(model.log_importance_weights(x, size), axis=0)
+        return tf.reduce_logsumexp(tf.stack([log_sum, chunk]), axis=0)
+
+    log_sum = tf.fill(tf.shape(x)[:1], -math.inf)
+    _, log_sum = tf.while_loop(lambda i, _: i < chunks,
+                               lambda i, log_sum: (i + 1, fold(log_sum, chunk_size)),
+                               (tf.constant(0), log_sum))
+    if rest:
+        log_sum = fold(log_sum, rest)
+    return log_sum - math.log(num_samples)
 
 
 @register_metric("iw_nll", requires=("has_density",))
 def importance_weighted_nll(model, batches, settings):
-    """Mean -log p(x) over up to `settings.iw_examples` test images, k = `settings.iw_samples`."""
+    """Mean -log p(x) over up to `settings.iw_examples` test images, k = `settings.iw_samples`.
+
+    Images go to the estimator `IMAGES_PER_PASS` at a time (whatever the batches' size); the
+    progress bar shows images/s and the time left.
+    """
     values, seen = [], 0
     limit, k = settings.iw_examples, settings.iw_samples
     total = min(filter(None, (limit, settings.num_examples)), default=None)
     bar = keras.utils.Progbar(total, unit_name="image") if settings.progress else None
-    for batch in batches:
-        x = batch["x"]
-        if limit is not None and seen >= limit:
-            break
-        x = x[: limit - seen] if limit is not None else x
-        for start in range(0, int(x.shape[0]), IMAGES_PER_PASS):
-            part = x[start : start + IMAGES_PER_PASS]
-            values.append(keras.ops.convert_to_numpy(
-                importance_weighted_log_likelihood(model, part, k)))
-            seen += int(part.shape[0])
-            if bar is not None:
-                bar.update(seen)
+    images = batches.unbatch().map(lambda e: e["x"])
+    if limit is not None:
+        images = images.take(limit)
+    for x in images.batch(IMAGES_PER_PASS):
+        values.append(importance_weighted_log_likelihood(model, x, k).numpy())
+        seen += int(x.shape[0])
+        if bar is not None:
+            bar.update(seen)
     nll = float(-np.concatenate(values).mean())
     return {"iw_nll": nll, "iw_samples": int(k), "iw_examples": int(seen),
             "iw_bits_per_dim": bits_per_dim(nll, int(np.prod(model.image_shape)),

@@ -148,6 +148,15 @@ class ZooModel(keras.Model):
         """`compile` arguments holding every optimizer the model's step uses."""
         return {"optimizer": keras.optimizers.Adam(learning_rate)}
 
+    def build_optimizers(self):
+        """Creates every optimizer's state now (call under the strategy's scope).
+
+        A checkpoint loads into existing slots, and a step function that creates variables on
+        its first call is traced twice; a model with a second optimizer builds it here too.
+        """
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+
     def schedule_values(self):
         """Scalars of the objective worth logging each epoch (beta, capacity, ...)."""
         return {}

@@ -9,9 +9,15 @@ with a second optimizer, trains the same way on one device, several, or several 
 It also knows where it is: epoch, step within the epoch, and the dataset of each epoch is rebuilt
 from `(seed, epoch)` and skipped forward on resume, so a run restarted from a step checkpoint sees
 exactly the batches it would have seen.
+
+It measures itself (`profile`): seconds inside the training and validation steps, waiting for
+data, and in each callback, and how often each step function was traced, so that the cost of
+everything around the steps is known (benchmarks/time_to_result.py, `timing` in metrics.json).
 """
 
+import collections
 import math
+import time
 
 import keras
 import numpy as np
@@ -42,10 +48,28 @@ class TrainingLoop:
         self.jit_compile = jit_compile
         self.epoch = 0  # the epoch being trained (or next to train)
         self.step = 0  # batches of `epoch` already trained
-        self._train_function = self._make_function(self.model.train_step)
-        self._test_function = self._make_function(self.model.test_step)
+        self.profile = Profile()
+        self._functions = {}
+        with strategy.scope():
+            model.build_optimizers()  # here, not inside the first step: one trace, not two
 
-    def _make_function(self, step_fn):
+    def _function(self, kind, dataset):
+        """The compiled train or test step, traced once for every batch of `dataset`.
+
+        The input signature is the distributed dataset's (batch dimension None), so the last,
+        smaller batch of an epoch or of the validation set does not trace the step again.
+        """
+        if kind not in self._functions:
+            step_fn = self.model.train_step if kind == "train" else self.model.test_step
+            self._functions[kind] = self._make_function(step_fn, dataset.element_spec)
+        return self._functions[kind]
+
+    def traces(self):
+        """How many times each step function was traced (1 each when nothing retraced)."""
+        return {kind: int(f.experimental_get_tracing_count())
+                for kind, f in self._functions.items()}
+
+    def _make_function(self, step_fn, element_spec):
         strategy, model = self.strategy, self.model
         several_workers = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
@@ -59,7 +83,7 @@ class TrainingLoop:
             # read once, at the end of the epoch.
             return {"loss": strategy.reduce("MEAN", local_logs["loss"], axis=None)}
 
-        return tf.function(one_step, jit_compile=self.jit_compile, reduce_retracing=True)
+        return tf.function(one_step, jit_compile=self.jit_compile, input_signature=[element_spec])
 
     def distribute(self, dataset):
         options = tf.data.Options()
@@ -84,6 +108,8 @@ class TrainingLoop:
         callbacks = keras.callbacks.CallbackList(
             list(callbacks), add_history=True, add_progbar=verbose != 0, verbose=verbose,
             epochs=epochs, steps=steps_per_epoch, model=model)
+        callbacks.callbacks = [TimedCallback(c, self.profile) for c in callbacks.callbacks]
+        clock = self.profile.clock
         model.stop_training = False
         self.epoch, self.step = initial_epoch, initial_step
         callbacks.on_train_begin()
@@ -92,10 +118,14 @@ class TrainingLoop:
             epoch = self.epoch
             model.reset_metrics()
             callbacks.on_epoch_begin(epoch)
-            for batch in self.distribute(train_batches(epoch).skip(self.step)):
+            with clock("data"):
+                batches = self.distribute(train_batches(epoch).skip(self.step))
+                train_function = self._function("train", batches)
+            for batch in self.profile.timed_iter(batches):
                 callbacks.on_train_batch_begin(self.step)
-                logs = self._train_function(batch)
-                logs = {key: float(value) for key, value in logs.items()}
+                with clock("train_steps"):
+                    logs = train_function(batch)
+                    logs = {key: float(value) for key, value in logs.items()}
                 if not math.isfinite(logs.get("loss", 0.0)):
                     raise TrainingDiverged(epoch, self.step, self.global_step(), logs)
                 self.step += 1
@@ -120,11 +150,16 @@ class TrainingLoop:
         if callbacks is not None:
             callbacks.on_test_begin()
         logs, step = {}, 0
-        for batch in self.distribute(batches):
+        clock = self.profile.clock
+        with clock("data"):
+            batches = self.distribute(batches)
+            test_function = self._function("test", batches)
+        for batch in self.profile.timed_iter(batches):
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step)
-            logs = self._test_function(batch)
-            logs = {key: float(value) for key, value in logs.items()}
+            with clock("validation_steps"):
+                logs = test_function(batch)
+                logs = {key: float(value) for key, value in logs.items()}
             if callbacks is not None:
                 callbacks.on_test_batch_end(step, logs)
             step += 1
@@ -139,3 +174,74 @@ class TrainingLoop:
 
     def global_step(self):
         return int(np.asarray(self.model.steps_trained.numpy()))
+
+
+class Profile:
+    """Seconds spent per part of a run (wall clock), summed over the run."""
+
+    def __init__(self):
+        self.seconds = collections.defaultdict(float)
+
+    def clock(self, part):
+        return _Clock(self.seconds, part)
+
+    def timed_iter(self, iterable):
+        """Iterates `iterable`, counting the time to fetch each item as `data`."""
+        iterator = iter(iterable)
+        while True:
+            with self.clock("data"):
+                item = next(iterator, _END)
+            if item is _END:
+                return
+            yield item
+
+    def as_dict(self):
+        return {part: round(seconds, 4) for part, seconds in sorted(self.seconds.items())}
+
+
+_END = object()
+
+
+class _Clock:
+    def __init__(self, seconds, part):
+        self.seconds, self.part = seconds, part
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.seconds[self.part] += time.perf_counter() - self.start
+
+
+HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+         "on_train_batch_begin", "on_train_batch_end", "on_test_begin", "on_test_end",
+         "on_test_batch_begin", "on_test_batch_end")
+
+
+class TimedCallback(keras.callbacks.Callback):
+    """Runs a callback's hooks, adding their time to `profile` as `callback/<its class name>`."""
+
+    def __init__(self, callback, profile):
+        super().__init__()
+        self.callback = callback
+        self.part = f"callback/{type(callback).__name__}"
+        self.profile = profile
+
+    def set_model(self, model):
+        self.callback.set_model(model)
+
+    def set_params(self, params):
+        self.callback.set_params(params)
+
+
+def _timed_hook(name):
+    def hook(self, *args, **kwargs):
+        with self.profile.clock(self.part):
+            return getattr(self.callback, name)(*args, **kwargs)
+
+    hook.__name__ = name
+    return hook
+
+
+for _name in HOOKS:
+    setattr(TimedCallback, _name, _timed_hook(_name))

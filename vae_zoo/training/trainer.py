@@ -28,6 +28,7 @@ from vae_zoo.training.callbacks import GracefulInterrupt
 from vae_zoo.training.callbacks import ImageSummaries
 from vae_zoo.training.callbacks import ScheduleLogger
 from vae_zoo.training.callbacks import StopRequested
+from vae_zoo.training.checkpoints import BestModel
 from vae_zoo.training.checkpoints import StepCheckpoint
 from vae_zoo.training.checkpoints import latest_checkpoint
 from vae_zoo.training.checkpoints import restore
@@ -156,19 +157,21 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
         run.write_config(config.to_dict())
     best_so_far = run.best_epoch()
     tensorboard_dir = str(run.tensorboard_dir)
-    checkpoint = StepCheckpoint(run.checkpoints_dir, loop, every=config.train.checkpoint_every)
+    best_model = BestModel(run.save_model, run.best_checkpoint,
+                           threshold=best_so_far[1] if best_so_far else None)
+    checkpoint = StepCheckpoint(run.checkpoints_dir, loop, every=config.train.checkpoint_every,
+                                min_seconds=config.train.checkpoint_seconds,
+                                after_save=[best_model.flush])
     interrupt = GracefulInterrupt()
+    image_every = config.train.image_every or max(1, math.ceil(config.train.epochs / 10))
     callbacks = [
         interrupt,  # first, so that an interrupted epoch's end is not recorded as complete
         ScheduleLogger(),
+        best_model,  # before the checkpoint, which writes the best model it holds
         checkpoint,  # before the loggers: a kill between them repeats a row, never loses one
-        keras.callbacks.ModelCheckpoint(
-            str(run.best_checkpoint), monitor="val_loss", save_best_only=True,
-            initial_value_threshold=best_so_far[1] if best_so_far else None,
-        ),
         keras.callbacks.CSVLogger(str(run.history_path), append=resume),
         keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False, profile_batch=0),
-        ImageSummaries(tensorboard_dir, preview, every=config.train.image_every, seed=seed),
+        ImageSummaries(tensorboard_dir, preview, every=image_every, seed=seed),
     ]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
@@ -218,6 +221,9 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
         "train_seconds": round(seconds, 2),
         "train_images_per_second": round(epochs_run * data.sizes["train"] / seconds, 1)
         if epochs_run else None,
+        # Where the training seconds went: inside the steps, waiting for data, in each callback
+        # (checkpoints, logs, images); and how often each step function was traced.
+        "timing": {**loop.profile.as_dict(), "traces": loop.traces()},
         "test": test,
         "units": "nats per example (bits_per_dim: bits per pixel and channel)",
         "pictures": drawn,
