@@ -21,6 +21,11 @@ def build_parser():
                         help="importance samples per image (default 5000)")
     parser.add_argument("--examples", type=int,
                         help="estimate the IW NLL on the first N test images (default: all)")
+    parser.add_argument("--iw-precision", choices=["float32", "mixed_bfloat16"],
+                        default="float32",
+                        help="hidden layers of the IW NLL estimate alone in bfloat16: faster on "
+                             "CPUs with AVX512-BF16/AMX, the estimate moves slightly (see "
+                             "benchmarks/README.md)")
     parser.add_argument("--no-pictures", action="store_true")
     parser.add_argument("--disentanglement", action="store_true",
                         help="also score the representation against the data's ground-truth "
@@ -32,7 +37,7 @@ def build_parser():
 
 
 def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=print,
-                 disentanglement=False, disentanglement_points=None):
+                 disentanglement=False, disentanglement_points=None, iw_precision="float32"):
     """Evaluates a finished run; returns the updated metrics dict (also written to metrics.json).
 
     With `disentanglement`, also the five disentanglement metrics (under `disentanglement`), their
@@ -66,7 +71,7 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
     batches = make_batches(data, "test", config.data, seed=config.train.seed)
     log(f"evaluating {run} on {data.sizes['test']} test images of {data.source}")
     settings = EvalSettings(iw_samples=num_samples, iw_examples=max_examples, progress=True,
-                            num_examples=data.sizes.get("test"))
+                            num_examples=data.sizes.get("test"), iw_precision=iw_precision)
     results, drawn = evaluate_and_report(model, batches, run, step=config.train.epochs,
                                          settings=settings, draw=draw)
     metrics = run.read_metrics()
@@ -90,7 +95,8 @@ def main(argv=None):
     try:
         metrics = evaluate_run(args.run_dir, args.iw_samples, args.examples, not args.no_pictures,
                                disentanglement=args.disentanglement,
-                               disentanglement_points=args.disentanglement_points)
+                               disentanglement_points=args.disentanglement_points,
+                               iw_precision=args.iw_precision)
     except UserInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -31,12 +31,16 @@ class EvalSettings:
         iw_examples: int or None. Estimate the IW NLL on the first N test images (None: all).
         progress: bool. Show progress bars on long metrics.
         num_examples: int or None. Size of the test split, if known (sizes progress bars).
+        iw_precision: str. Dtype policy of the hidden layers for the IW NLL alone: `float32`,
+            or `mixed_bfloat16` (faster on CPUs with AVX512-BF16/AMX; see benchmarks/README.md
+            for how far it moves the estimate).
     """
 
     iw_samples: int = 100
     iw_examples: int | None = None
     progress: bool = False
     num_examples: int | None = None
+    iw_precision: str = "float32"
 
 
 def register_metric(name, requires=()):

@@ -67,15 +67,29 @@ def importance_weighted_nll(model, batches, settings):
     images = batches.unbatch().map(lambda e: e["x"])
     if limit is not None:
         images = images.take(limit)
+    estimator = model
     for x in images.batch(IMAGES_PER_PASS):
-        values.append(importance_weighted_log_likelihood(model, x, k).numpy())
+        if settings.iw_precision != "float32" and estimator is model:
+            estimator = in_precision(model, settings.iw_precision, x)
+        values.append(importance_weighted_log_likelihood(estimator, x, k).numpy())
         seen += int(x.shape[0])
         if bar is not None:
             bar.update(seen)
     nll = float(-np.concatenate(values).mean())
     return {"iw_nll": nll, "iw_samples": int(k), "iw_examples": int(seen),
             "iw_bits_per_dim": bits_per_dim(nll, int(np.prod(model.image_shape)),
-                                            model.continuous_observations)}
+                                            model.continuous_observations),
+            **({"iw_precision": settings.iw_precision}
+               if settings.iw_precision != "float32" else {})}
+
+
+def in_precision(model, precision, x):
+    """A copy of `model` with its weights whose hidden layers compute in `precision` (e.g.
+    `mixed_bfloat16`); the latent head, p(x|z) and the weights stay float32. Built on `x`."""
+    twin = type(model).from_config({**model.get_config(), "dtype": precision})
+    twin(x)
+    twin.set_weights(model.get_weights())
+    return twin
 
 
 def bits_per_dim(nll, num_dims, continuous):

@@ -1,0 +1,89 @@
+"""The training loop's own costs: step functions traced once, its profile, and checkpoints and the
+best model written at the cadence they promise."""
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from vae_zoo.data import make_pipeline
+from vae_zoo.models import VAE
+from vae_zoo.training import TrainingLoop
+from vae_zoo.training.checkpoints import BestModel
+from vae_zoo.training.checkpoints import StepCheckpoint
+
+
+def tiny_model():
+    model = VAE((4, 4, 1), latent_dim=2, network="dense", hidden_units=[8])
+    model.compile(**model.make_optimizers(1e-3))
+    return model
+
+
+def examples(n):
+    return tf.data.Dataset.from_tensor_slices(
+        {"x": np.random.default_rng(0).random((n, 4, 4, 1)).astype("float32")})
+
+
+def fit(model, callbacks=(), epochs=2):
+    """37 training images in batches of 16 (a last batch of 5), 10 validation images in 8 + 2."""
+    loop = TrainingLoop(model, tf.distribute.get_strategy())
+    train = examples(37)
+    loop.fit(lambda epoch: make_pipeline(train, 16, training=True, epoch=epoch), epochs, 3,
+             validation_data=make_pipeline(examples(10), 8, training=False),
+             callbacks=list(callbacks), verbose=0)
+    return loop
+
+
+def test_each_step_function_is_traced_once_and_the_profile_counts_every_part():
+    class Slow(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            time.sleep(0.05)
+
+    loop = fit(tiny_model(), [Slow()])
+    assert loop.traces() == {"train": 1, "test": 1}  # ragged last batches did not retrace
+    assert int(loop.model.steps_trained.numpy()) == 6
+    seconds = loop.profile.as_dict()
+    assert seconds["train_steps"] > 0 and seconds["validation_steps"] > 0 and seconds["data"] > 0
+    assert 0.1 <= seconds["callback/Slow"] < 0.5  # two epochs of 0.05 s, nothing else
+
+
+def test_epoch_ends_save_only_when_the_last_checkpoint_is_old_enough_and_training_end_saves(
+        tmp_path):
+    model = tiny_model()
+    loop = TrainingLoop(model, tf.distribute.get_strategy())
+    flushed = []
+    rarely = StepCheckpoint(tmp_path / "rare", loop, every=None, min_seconds=3600,
+                            after_save=[lambda: flushed.append(loop.global_step())])
+    always = StepCheckpoint(tmp_path / "always", loop, every=None, min_seconds=0, keep=5)
+    train = examples(37)
+    loop.fit(lambda epoch: make_pipeline(train, 16, training=True, epoch=epoch), 2, 3,
+             callbacks=[rarely, always], verbose=0)
+    assert [p.name for p in sorted((tmp_path / "always").iterdir())] == [
+        "step-000000003", "step-000000006"]
+    assert [p.name for p in sorted((tmp_path / "rare").iterdir())] == ["step-000000006"]
+    assert flushed == [6]
+
+
+def test_best_model_holds_the_best_epochs_weights_until_flushed(tmp_path):
+    model = tiny_model()
+    saved = []
+    best = BestModel(lambda m, path: saved.append((path, [w.copy() for w in m.get_weights()])),
+                     tmp_path / "best.keras", threshold=4.0)
+    best.set_model(model)
+    weights = {}
+    for epoch, val_loss in enumerate([5.0, 3.0, 3.5, 2.0, 2.5]):
+        model.set_weights([w + epoch for w in model.get_weights()] if epoch else model.get_weights())
+        weights[epoch] = model.get_weights()
+        best.on_epoch_end(epoch, {"val_loss": val_loss})
+        if epoch == 2:
+            best.flush()  # a checkpoint after epoch 2 writes epoch 1's weights (val_loss 3.0)
+    best.on_train_end()
+    assert [path.name for path, _ in saved] == ["best.keras", "best.keras"]
+    for (_, written), epoch in zip(saved, (1, 3)):
+        for a, b in zip(written, weights[epoch]):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(model.get_weights(), weights[4]):  # the model keeps training's weights
+        np.testing.assert_array_equal(a, b)
+    best.flush()
+    assert len(saved) == 2  # nothing new to write
