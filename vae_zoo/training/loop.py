@@ -105,18 +105,30 @@ class TrainingLoop:
             initial_epoch, initial_step: where a resumed run continues.
         """
         model = self.model
-        callbacks = keras.callbacks.CallbackList(
-            list(callbacks), add_history=True, add_progbar=verbose != 0, verbose=verbose,
-            epochs=epochs, steps=steps_per_epoch, model=model)
-        callbacks.callbacks = [TimedCallback(c, self.profile) for c in callbacks.callbacks]
         clock = self.profile.clock
+        start = time.perf_counter()
+        with clock("setup"):
+            callbacks = keras.callbacks.CallbackList(
+                list(callbacks), add_history=True, add_progbar=verbose != 0, verbose=verbose,
+                epochs=epochs, steps=steps_per_epoch, model=model)
+            callbacks.callbacks = [TimedCallback(c, self.profile) for c in callbacks.callbacks]
+        try:
+            return self._fit(callbacks, train_batches, epochs, validation_data, initial_epoch,
+                             initial_step)
+        finally:
+            self.profile.add_total(time.perf_counter() - start)
+
+    def _fit(self, callbacks, train_batches, epochs, validation_data, initial_epoch,
+             initial_step):
+        model, clock = self.model, self.profile.clock
         model.stop_training = False
         self.epoch, self.step = initial_epoch, initial_step
         callbacks.on_train_begin()
         logs, epoch_logs = {}, None
         while self.epoch < epochs:
             epoch = self.epoch
-            model.reset_metrics()
+            with clock("metrics"):
+                model.reset_metrics()
             callbacks.on_epoch_begin(epoch)
             with clock("data"):
                 batches = self.distribute(train_batches(epoch).skip(self.step))
@@ -132,7 +144,8 @@ class TrainingLoop:
                 callbacks.on_train_batch_end(self.step - 1, logs)
                 if model.stop_training:
                     break
-            epoch_logs = self.metrics_result()
+            with clock("metrics"):
+                epoch_logs = self.metrics_result()
             if validation_data is not None:
                 val_logs = self.evaluate(validation_data, callbacks)
                 epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
@@ -181,6 +194,11 @@ class Profile:
 
     def __init__(self):
         self.seconds = collections.defaultdict(float)
+        self.total = 0.0
+
+    def add_total(self, seconds):
+        """Adds the wall time of a whole `fit`; what no part accounts for is reported as `other`."""
+        self.total += seconds
 
     def clock(self, part):
         return _Clock(self.seconds, part)
@@ -196,7 +214,10 @@ class Profile:
             yield item
 
     def as_dict(self):
-        return {part: round(seconds, 4) for part, seconds in sorted(self.seconds.items())}
+        parts = dict(sorted(self.seconds.items()))
+        if self.total:
+            parts["other"] = self.total - sum(parts.values())
+        return {part: round(seconds, 4) for part, seconds in parts.items()}
 
 
 _END = object()
