@@ -111,8 +111,8 @@ def static_binary_mnist(path, seed=0):
     return path / "zoo.npz", path / "pythae.npz"
 
 
-def versus_pythae(pythae_python, rounds, epochs):
-    folder = RUNS / "binary"
+def versus_pythae(runs, pythae_python, rounds, epochs):
+    folder = runs / "binary"
     folder.mkdir(parents=True, exist_ok=True)
     zoo_npz, pythae_npz = static_binary_mnist(folder)
     rows = []
@@ -258,7 +258,7 @@ def evaluation(run_dir, k, images, rounds):
             "shift_standard_error": round(float(diff.std(ddof=1) / math.sqrt(len(diff))), 4)
             if name != "new, float32" else 0.0,
         })
-    return {"peak_gflops": round(peak, 1), "peaks": [[round(a, 1), round(b, 1)] for a, b in peaks],
+    return {"model": model.name, "peak_gflops": round(peak, 1), "peaks": [[round(a, 1), round(b, 1)] for a, b in peaks],
             "decoder_mflop_per_pass": round(decoder_flop(model) / 1e6, 2), "rows": rows}
 
 
@@ -270,6 +270,9 @@ def main():
     parser.add_argument("--pythae-epochs", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of 2. and 3.")
     parser.add_argument("--k", type=int, default=5000)
+    parser.add_argument("--eval-model", default="conv_vae",
+                        help="the model whose IW NLL is timed (its run of step 1, else trained)")
+    parser.add_argument("--runs", default=str(RUNS), help="folder for the training runs")
     parser.add_argument("--eval-images", type=int, default=32)
     parser.add_argument("--skip", nargs="*", default=[], choices=["train", "pythae", "eval"])
     parser.add_argument("--out", default=str(RESULTS))
@@ -281,18 +284,18 @@ def main():
     results = {"load_average_at_start": [round(v, 2) for v in load], "train": [], "pythae": [],
                "evaluation": None}
     models = args.models or available_models()
+    runs = Path(args.runs)
+    sample = ["--dataset", "mnist_sample"] + (["--epochs", str(args.epochs)] if args.epochs else [])
     if "train" not in args.skip:
         for model in models:
-            extra = ["--dataset", "mnist_sample"]
-            extra += ["--epochs", str(args.epochs)] if args.epochs else []
-            results["train"].append(train_run(model, RUNS / model, *extra))
+            results["train"].append(train_run(model, runs / model, *sample))
     if "pythae" not in args.skip:
-        results["pythae"] = versus_pythae(args.pythae, args.rounds, args.pythae_epochs)
+        results["pythae"] = versus_pythae(runs, args.pythae, args.rounds, args.pythae_epochs)
     if "eval" not in args.skip:
-        conv = RUNS / "conv_vae"
-        if not (conv / "model.keras").exists():
-            train_run("conv_vae", conv, "--dataset", "mnist_sample")
-        results["evaluation"] = evaluation(conv, args.k, args.eval_images, args.rounds)
+        run = runs / args.eval_model
+        if not (run / "model.keras").exists():
+            train_run(args.eval_model, run, *sample)
+        results["evaluation"] = evaluation(run, args.k, args.eval_images, args.rounds)
     results["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     write_results(args.out, "time_to_result", table(results), results)
 
@@ -320,7 +323,7 @@ def table(results):
         lines.append("")
     ev = results["evaluation"]
     if ev:
-        lines += [f"### IW NLL, conv_vae, k = {ev['rows'][0]['k']}", "",
+        lines += [f"### IW NLL, {ev['model']}, k = {ev['rows'][0]['k']}", "",
                   f"float32 peak (2048^3 tf.matmul, best of each round): {ev['peak_gflops']} GFLOP/s; "
                   f"decoder {ev['decoder_mflop_per_pass']} MFLOP per pass.", "",
                   "| estimator | images | images/s | walls s | CPU s | 10,000 images (min) | GFLOP/s "

@@ -72,3 +72,18 @@ def test_multi_worker_script(tmp_path):
     assert [r["setup"] for r in data["rows"]] == ["1 process", "2 workers"]
     assert all(r["train_images_per_second"] > 0 and r["cpu_seconds"] > 0 for r in data["rows"])
     assert data["parameters"] > 100_000 and data["all_reduce_ms"] > 0
+
+
+def test_time_to_result_script(tmp_path):
+    run("time_to_result.py", "--models", "dense_vae", "--epochs", "1", "--eval-model",
+        "dense_vae", "--skip", "pythae", "--k", "3", "--eval-images", "2", "--rounds", "1",
+        "--runs", str(tmp_path / "runs"), "--out", str(tmp_path))
+    results = json.loads((tmp_path / "time_to_result.json").read_text())
+    [row] = results["train"]
+    assert row["model"] == "dense_vae" and row["timing"]["traces"] == {"train": 1, "test": 1}
+    assert 0 < row["bare_steps"] < row["train_wall"] < row["process_wall"]
+    estimators = [r["estimator"] for r in results["evaluation"]["rows"]]
+    assert estimators == ["previous (host loop per chunk)", "new, float32",
+                          "new, bfloat16 hidden layers"]
+    assert results["evaluation"]["peak_gflops"] > 0
+    assert "| dense_vae | 1 |" in (tmp_path / "time_to_result.md").read_text()
