@@ -186,6 +186,11 @@ class ZooModel(keras.Model):
         """
         raise NotImplementedError
 
+    def family_pictures(self):
+        """Pictures only this family can draw, beside the ones every model gets (samples,
+        reconstructions, traversals): `{name: (images (n, *image_shape) in [0, 1], columns)}`."""
+        return {}
+
     @property
     def continuous_observations(self):
         """True when p(x|z) is a density on pixels (not a probability of binary pixels)."""

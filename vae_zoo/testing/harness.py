@@ -169,6 +169,10 @@ class ZooModelChecks:
         terms = model.loss_terms(self.examples(model, x), model(self.examples(model, x)))
         assert {"loss", *model.metric_names} <= set(terms)
         assert all(terms[name].shape == (3,) for name in ("loss", *model.metric_names))
+        for name, (images, columns) in model.family_pictures().items():
+            images = np.asarray(images)
+            assert images.shape[1:] == image_shape and columns >= 1, name
+            assert images.min() >= 0.0 and images.max() <= 1.0, name
         if model.capabilities.has_density:
             assert model.posterior(x).batch_shape == (3,)
             weights = model.log_importance_weights(x, 7)

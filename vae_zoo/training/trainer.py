@@ -23,6 +23,7 @@ from vae_zoo.distribute import wants_multi_worker
 from vae_zoo.errors import UserInputError
 from vae_zoo.evaluation import EvalSettings
 from vae_zoo.evaluation.report import evaluate_and_report
+from vae_zoo.evaluation.report import write_hparams
 from vae_zoo.run_folder import RunFolder
 from vae_zoo.training.callbacks import GracefulInterrupt
 from vae_zoo.training.callbacks import ImageSummaries
@@ -207,6 +208,7 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
                             progress=verbose == 1, num_examples=data.sizes.get("test"))
     test, drawn = evaluate_and_report(model, batches["test"], run, step=config.train.epochs,
                                       settings=settings, draw=config.eval.pictures)
+    write_hparams(run, config.to_dict())
     metrics = {
         "model": config.model.name,
         "dataset": data.source,
