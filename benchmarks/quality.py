@@ -14,11 +14,7 @@ sittings (`--fresh` trains again). Writes benchmarks/results/quality.{md,json}.
 
 import argparse
 import json
-import os
-import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds the repo's packages
 
 from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import finished  # noqa: E402
+from benchmarks.common import mean_sd  # noqa: E402
+from benchmarks.common import run_commands  # noqa: E402
+from benchmarks.common import shown  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 RUNS = ROOT / "benchmarks" / "runs" / "quality"
@@ -62,46 +62,6 @@ def command(row, dataset, seed, args):
     for override in overrides:
         cmd += ["--set", override]
     return cmd, run_dir
-
-
-def shown(cmd):
-    return " ".join(shlex.quote(part) for part in cmd).replace(str(ROOT) + "/", "")
-
-
-def run_once(cmd, run_dir, fresh):
-    """Trains and evaluates one run unless an identical finished one exists; its metrics."""
-    stamp = run_dir / "benchmark_command.txt"
-    metrics = run_dir / "metrics.json"
-    if not fresh and metrics.is_file() and stamp.is_file() and stamp.read_text() == shown(cmd):
-        print(f"  reusing {run_dir.relative_to(ROOT) if run_dir.is_relative_to(ROOT) else run_dir}",
-              flush=True)
-        return json.loads(metrics.read_text()), None
-    if run_dir.exists():
-        import shutil
-
-        shutil.rmtree(run_dir)
-    start, cpu = time.perf_counter(), os.times()
-    result = subprocess.run([sys.executable, *cmd[1:]], cwd=ROOT, capture_output=True, text=True,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    if result.returncode != 0:
-        sys.exit(f"failed: {shown(cmd)}\n{result.stderr[-3000:]}")
-    after = os.times()
-    stamp.write_text(shown(cmd))
-    timing = {"wall_minutes": (time.perf_counter() - start) / 60,
-              "cpu_minutes": (after.children_user + after.children_system
-                              - cpu.children_user - cpu.children_system) / 60}
-    (run_dir / "benchmark_timing.json").write_text(json.dumps(timing))
-    return json.loads(metrics.read_text()), timing
-
-
-def mean_sd(values, digits=2):
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None, "–"
-    mean = float(np.mean(values))
-    sd = float(np.std(values, ddof=1)) if len(values) > 1 else None
-    text = f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
-    return mean, sd, text
 
 
 def summarise(dataset, row, runs):
@@ -199,19 +159,16 @@ def main():
             runs, commands = [], []
             for seed in args.seeds:
                 cmd, run_dir = command(row, dataset, seed, args)
-                if args.table_only:
-                    metrics = run_dir / "metrics.json"
-                    if (metrics.is_file() and (run_dir / "benchmark_command.txt").is_file()
-                            and (run_dir / "benchmark_command.txt").read_text() == shown(cmd)):
-                        timing = run_dir / "benchmark_timing.json"
-                        runs.append((json.loads(metrics.read_text()),
-                                     json.loads(timing.read_text()) if timing.is_file() else None))
-                        commands.append(shown(cmd))
+                if args.table_only and not finished([cmd], run_dir, ROOT):
                     continue
-                print(f"$ {shown(cmd)}", flush=True)
-                metrics, timing = run_once(cmd, run_dir, args.fresh)
+                timing = None if args.table_only else run_commands([cmd], run_dir, ROOT,
+                                                                   args.fresh)
+                timing_file = run_dir / "benchmark_timing.json"
+                if timing is None and timing_file.is_file():
+                    timing = json.loads(timing_file.read_text())
+                metrics = json.loads((run_dir / "metrics.json").read_text())
                 runs.append((metrics, timing))
-                commands.append(shown(cmd))
+                commands.append(shown(cmd, ROOT))
                 test = metrics["test"]
                 print(f"  test ELBO {test.get('elbo', float('nan')):.2f}, IW NLL "
                       f"{test.get('iw_nll', float('nan')):.2f} nats", flush=True)

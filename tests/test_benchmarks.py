@@ -58,6 +58,23 @@ def test_quality_script(tmp_path):
     assert "mnist_sample: iwae/k5 below dense_vae by" in (tmp_path / "quality.md").read_text()
 
 
+def test_disentanglement_script(tmp_path):
+    args = ["--rows", "beta_vae", "--seeds", "0", "--train-images", "256", "--epochs", "1",
+            "--points", "50", "--out", str(tmp_path), "--runs", str(tmp_path / "runs")]
+    run("disentanglement.py", *args)
+    (row,) = json.loads((tmp_path / "disentanglement.json").read_text())
+    assert row["row"] == "beta_vae" and row["seeds"] == 1
+    for title in ("BetaVAE", "FactorVAE", "MIG", "DCI D", "DCI C", "DCI I", "SAP"):
+        assert 0.0 <= row[title]["mean"] <= 1.0, title
+    train, evaluate = row["commands"]
+    assert train.startswith("python train.py --model beta_vae --dataset dsprites")
+    assert "--set model.beta=4.0" in train and "--disentanglement-points 50" in evaluate
+    assert "| beta_vae | 1 |" in (tmp_path / "disentanglement.md").read_text()
+    (tmp_path / "disentanglement.json").unlink()
+    run("disentanglement.py", *args, "--table-only")  # tabulates the finished run, trains nothing
+    assert json.loads((tmp_path / "disentanglement.json").read_text()) == [row]
+
+
 def test_serving_script(tmp_path):
     run("serving.py", "--calls", "10", "--out", str(tmp_path))
     rows = json.loads((tmp_path / "serving.json").read_text())
