@@ -140,15 +140,30 @@ def test_bad_input_gets_one_line(small_preset, tmp_path):
         vae_zoo.from_preset(str(mixed))
 
 
-def test_commands_refuse_an_unknown_preset_with_exit_2(capsys, tmp_path):
+def test_commands_refuse_bad_presets_with_one_line_and_exit_2(capsys, small_preset, tmp_path):
     from vae_zoo.commands import export
     from vae_zoo.commands import train
 
-    assert export.main(["conv_vae_mnst", "--base-path", str(tmp_path)]) == 2
-    assert train.main(["--from-preset", "conv_vae_mnst", "--run-dir", str(tmp_path / "r")]) == 2
-    errors = capsys.readouterr().err.strip().splitlines()
-    assert len(errors) == 2 and all(e.startswith("error: unknown preset") for e in errors)
-    assert not (tmp_path / "r").exists() and not any(tmp_path.iterdir())
+    out = tmp_path / "out"
+    images = tmp_path / "rgb.npz"
+    np.savez(images, x=np.zeros((20, 32, 32, 3), np.uint8))
+    cases = {
+        "error: unknown preset 'conv_vae_mnst'; known presets: ": lambda: export.main(
+            ["conv_vae_mnst", "--base-path", str(out)]),
+        "error: unknown preset 'conv_vae_mnst'": lambda: train.main(
+            ["--from-preset", "conv_vae_mnst", "--run-dir", str(out)]),
+        "is a conv_vae model, not --model beta_vae": lambda: train.main(
+            ["--from-preset", "conv_vae_mnist", "--model", "beta_vae", "--run-dir", str(out)]),
+        "was saved without a run config and cannot be fine-tuned": lambda: train.main(
+            ["--from-preset", str(small_preset[1]), "--run-dir", str(out)]),
+        "takes images of shape (28, 28, 1), the data has (32, 32, 3)": lambda: train.main(
+            ["--from-preset", "conv_vae_mnist", "--dataset", str(images), "--run-dir", str(out)]),
+    }
+    for message, command in cases.items():
+        assert command() == 2, message
+        errors = capsys.readouterr().err.strip().splitlines()
+        assert len(errors) == 1 and message in errors[0], (message, errors)
+    assert not out.exists()
 
 
 @pytest.mark.slow
