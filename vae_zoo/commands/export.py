@@ -39,19 +39,22 @@ def build_parser():
 def load_source(source):
     """`(model, run, preset)` of a finished run folder or, failing that, a preset (a name, a preset
     folder or `hf://user/name`); the one that is not it is None."""
+    from vae_zoo.presets import PresetFolder
+    from vae_zoo.presets import list_presets
     from vae_zoo.presets import resolve_preset
+    from vae_zoo.presets.sources import HUB_PREFIX
     from vae_zoo.run_folder import RunFolder
 
     run = RunFolder(source)
     if (run.path / run.MODEL).is_file():
         return run.load_model(), run, None
-    try:
-        preset = resolve_preset(source)
-    except UserInputError as e:
-        if run.path.is_dir():
-            raise UserInputError(f"{source} is neither a finished run folder (no {run.MODEL}) "
-                                 f"nor a preset ({e})") from None
-        raise
+    if not (str(source).startswith(HUB_PREFIX) or str(source) in list_presets()
+            or (run.path / PresetFolder.CARD).is_file()):
+        raise UserInputError(
+            f"{source} holds no {run.MODEL} (not a run folder that train.py finished) and is not "
+            f"a preset; known presets: {', '.join(list_presets())}, or a preset folder, or "
+            "hf://user/name")
+    preset = resolve_preset(source)
     return preset.load_model(), None, preset
 
 
