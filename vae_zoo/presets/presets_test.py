@@ -170,7 +170,7 @@ def test_commands_refuse_bad_presets_with_one_line_and_exit_2(capsys, small_pres
 @pytest.mark.slow
 def test_fine_tuning_starts_from_the_preset_weights(tmp_path):
     """Two steps at a tiny learning rate leave the weights at the preset's, the step counter
-    continues from it, and the run's config names the preset."""
+    continues from it, and the run's config names the preset; the run saves as a preset."""
     from vae_zoo.commands import train
 
     run = tmp_path / "run"
@@ -187,6 +187,19 @@ def test_fine_tuning_starts_from_the_preset_weights(tmp_path):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-6)
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["train"]["from_preset"] == "conv_vae_mnist" and config["model"]["name"] == "conv_vae"
+
+    # The finished run saved as a preset: the card measured on the run's test split (64 images).
+    folder = vae_zoo.save_preset(run, tmp_path / "tuned", card={"description": "tuned"},
+                                 log=lambda *a: None)
+    card = folder.read_card()
+    assert card["sizes"]["test"] == 64 and card["check"]["images"] == 64
+    assert card["test"]["iw_samples"] == 2 and card["training"]["epochs"] == 1
+    assert abs(card["float16_storage"]["elbo_change_nats"]) < 0.05
+    assert folder.read_check()["x"].shape == (64, 28, 28, 1)
+    assert folder.read_config()["train"]["from_preset"] == "conv_vae_mnist"
+    reloaded = vae_zoo.from_preset(str(folder.path))
+    again = check_elbo(reloaded, folder.read_check(), draws=4, seed=1)
+    assert abs(again["elbo"] - card["check"]["elbo"]) <= check_tolerance(card["check"])
 
 
 def test_export_writes_a_saved_model_of_a_preset(tmp_path):
