@@ -28,8 +28,11 @@ def small_preset(tmp_path_factory):
     """A small untrained conv VAE saved as a preset without a run config: `(model, folder)`."""
     model = vae_zoo.VAE((28, 28, 1), latent_dim=3, filters=[4, 8], hidden_units=[16])
     model.steps_trained.assign(7)
+    before = model.get_weights()
     folder = tmp_path_factory.mktemp("presets") / "small"
     vae_zoo.save_preset(model, folder, card={"description": "test"}, log=lambda *a: None)
+    for a, b in zip(before, model.get_weights()):  # the caller's model keeps its own weights
+        np.testing.assert_array_equal(a, b)
     return model, folder
 
 

@@ -63,6 +63,7 @@ def save_preset(source, folder, card=None, config=None, overwrite=False, log=pri
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    own_weights = model.get_weights()  # the card measures the stored weights in `model`
     try:
         (tmp / PresetFolder.MODEL).write_text(
             json.dumps(keras.saving.serialize_keras_object(model), indent=1) + "\n")
@@ -87,6 +88,7 @@ def save_preset(source, folder, card=None, config=None, overwrite=False, log=pri
         _replace(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        model.set_weights(own_weights)
     log(f"preset {folder}: {content['weights']['bytes'] / 1e6:.2f} MB of weights")
     return PresetFolder(folder)
 
