@@ -121,6 +121,8 @@ class TrainConfig:
     which an interrupted run resumes exactly. `deterministic` turns on TensorFlow's op
     determinism, so that a resumed run ends with bit-identical weights (slower on some ops).
     `cluster_timeout` bounds how long a multi-worker run waits for all of its workers to start.
+    `from_preset` names a preset (`vae_zoo.list_presets()`, a preset folder or `hf://user/name`)
+    whose weights the model starts from (fine-tuning; `train.py --from-preset`).
 
     `precision` is the Keras dtype policy of the hidden layers: `mixed_bfloat16` for CPUs with
     AVX512-BF16 or AMX and for TPUs and Ampere+ GPUs, `mixed_float16` (with loss scaling) for
@@ -137,6 +139,7 @@ class TrainConfig:
     checkpoint_every: int | None = 500
     deterministic: bool = False
     cluster_timeout: float = 300.0
+    from_preset: str | None = None
 
     def validate(self):
         if self.epochs < 1:

@@ -79,7 +79,8 @@ def cluster_watchdog(seconds):
 
 
 def prepare(config):
-    """Loads the data and builds and compiles the model: everything that can fail on bad input.
+    """Loads the data and builds and compiles the model (from a preset's weights when
+    `train.from_preset` names one): everything that can fail on bad input.
 
     Nothing is written to disk here, so a config that cannot work leaves no half-made run behind.
     Returns `(data, model, strategy)`.
@@ -97,6 +98,10 @@ def prepare(config):
         model = config.model.build(data.spec, precision=config.train.precision)
         model.seed = config.train.seed
         model.compile(**model.make_optimizers(config.train.learning_rate))
+        if config.train.from_preset:
+            from vae_zoo.presets import resolve_preset
+
+            resolve_preset(config.train.from_preset).load_weights_into(model, data.image_shape)
     return data, model, strategy
 
 
