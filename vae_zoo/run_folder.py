@@ -15,6 +15,7 @@ same files into a private temporary folder (`vae_zoo.distribute.write_dir`) that
 removes, as TF's multi-worker guides do, so two processes never write the same file.
 """
 
+import copy
 import csv
 import json
 import os
@@ -43,6 +44,8 @@ class RunFolder:
     CHECKPOINTS = "checkpoints/steps"
     TENSORBOARD = "tensorboard"
     PICTURES = "pictures"
+
+    stage = None  # the name of a training stage after the first (`for_stage`)
 
     def __init__(self, path, cluster=None):
         from vae_zoo.distribute import write_dir
@@ -76,11 +79,16 @@ class RunFolder:
 
     @property
     def history_path(self):
-        return self.root / self.HISTORY
+        return self.root / self._staged(self.HISTORY)
 
     @property
     def best_checkpoint(self):
-        return self.root / self.BEST_CHECKPOINT
+        return self.root / self._staged(self.BEST_CHECKPOINT)
+
+    @property
+    def stage_tensorboard_dir(self):
+        """The TensorBoard folder of the stage's training curves (a subfolder after the first)."""
+        return self.tensorboard_dir / self.stage if self.stage else self.tensorboard_dir
 
     @property
     def checkpoints_dir(self):
@@ -97,6 +105,20 @@ class RunFolder:
     def create(self):
         self.root.mkdir(parents=True, exist_ok=True)
         return self
+
+    def for_stage(self, name):
+        """This run folder for a training stage after the first, named `name`: its own history
+        (`history-NAME.csv`), best checkpoint (`checkpoints/best-NAME.keras`) and TensorBoard
+        runs (`tensorboard/NAME/`); None: the first stage's files."""
+        staged = copy.copy(self)
+        staged.stage = name
+        return staged
+
+    def _staged(self, filename):
+        if not self.stage:
+            return filename
+        stem, dot, suffix = filename.rpartition(".")
+        return f"{stem}-{self.stage}{dot}{suffix}"
 
     def for_worker(self, cluster):
         """This run folder as the worker `cluster` (None: one process) writes it."""
