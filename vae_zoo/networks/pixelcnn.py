@@ -60,16 +60,19 @@ class MaskedConv2D(keras.layers.Layer):
                 "activation": keras.activations.serialize(self.activation)}
 
 
-def build_pixelcnn(grid_shape, num_codes, filters=64, residual_layers=3, dtype=None):
+def build_pixelcnn(grid_shape, num_codes, filters=64, residual_layers=2, dtype=None):
     """One-hot codes `(h, w, K)` -> logits `(h, w, K)` of p(c_i | c_<i), float32.
 
-    A type-A masked 7x7 convolution (it sees every earlier row of a 7x7 grid), residual type-B
-    3x3 layers, then two 1x1 layers. A plain PixelCNN: its blind spot (positions up and to the
-    right that the stack never reaches) is small on a 7x7 grid.
+    A 1x1 embedding of each position's one-hot code (it sees only its own position), a type-A
+    masked 5x5 convolution (it excludes that position), residual type-B 3x3 layers, then two
+    1x1 layers. A plain PixelCNN: its blind spot (positions up and to the right that the stack
+    never reaches) is small on a 7x7 grid. Sampling runs it once per position, so it is small.
     """
     height, width = grid_shape
     one_hot = keras.Input(shape=(height, width, num_codes), name="codes_one_hot")
-    h = MaskedConv2D(filters, 7, "A", activation="relu", dtype=dtype, name="masked_a")(one_hot)
+    h = keras.layers.Conv2D(max(filters // 2, 1), 1, use_bias=False, dtype=dtype,
+                            name="embedding")(one_hot)
+    h = MaskedConv2D(filters, 5, "A", activation="relu", dtype=dtype, name="masked_a")(h)
     for i in range(residual_layers):
         update = MaskedConv2D(filters, 3, "B", activation="relu", dtype=dtype,
                               name=f"masked_b_{i}")(h)

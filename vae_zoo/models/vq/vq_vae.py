@@ -58,6 +58,8 @@ class VQVAE(ZooModel):
         commitment: float. beta, the weight on the commitment term (0.25 in the paper).
         ema_decay: float or None. EMA codebook updates with this decay (0.99 in the paper);
             None trains the codebook with the codebook loss.
+        dead_code_threshold: float. With EMA, a code chosen by fewer than this many vectors per
+            batch (its EMA count) restarts at a vector of the batch; 0 never restarts.
         prior_filters: int. Channels of the PixelCNN.
         prior_layers: int. Residual masked layers of the PixelCNN.
         dtype: Keras dtype policy of the hidden layers; the quantiser, p(x|z) and the logits
@@ -73,7 +75,7 @@ class VQVAE(ZooModel):
     def __init__(
         self,
         image_shape,
-        num_codes=128,
+        num_codes=64,
         code_dim=16,
         filters=(32, 64),
         kernel_size=3,
@@ -81,8 +83,9 @@ class VQVAE(ZooModel):
         sigma=1.0,
         commitment=0.25,
         ema_decay=0.99,
+        dead_code_threshold=0.5,
         prior_filters=64,
-        prior_layers=3,
+        prior_layers=2,
         **kwargs,
     ):
         if int(num_codes) < 2:
@@ -100,8 +103,9 @@ class VQVAE(ZooModel):
         filters = tuple(filters)
         self.encoder = build_conv_grid_encoder(image_shape, int(code_dim), filters, kernel_size,
                                                dtype=self.dtype_policy)
-        self.quantizer = VectorQuantizer(num_codes, code_dim, ema_decay, dtype="float32",
-                                         name="quantizer")
+        self.quantizer = VectorQuantizer(num_codes, code_dim, ema_decay,
+                                         dead_code_threshold=dead_code_threshold,
+                                         dtype="float32", name="quantizer")
         self.decoder = build_conv_grid_decoder(image_shape, int(code_dim), filters, kernel_size,
                                                dtype=self.dtype_policy)
         self.likelihood = get_likelihood(likelihood, sigma=sigma)
@@ -118,6 +122,7 @@ class VQVAE(ZooModel):
         self.sigma = sigma
         self.commitment = float(commitment)
         self.ema_decay = None if ema_decay is None else float(ema_decay)
+        self.dead_code_threshold = float(dead_code_threshold)
         self.prior_filters = int(prior_filters)
         self.prior_layers = int(prior_layers)
         self.latent_dim = int(np.prod(self.grid_shape)) * self.code_dim
@@ -183,7 +188,18 @@ class VQVAE(ZooModel):
         return self.decode_codes(self.sample_codes(n, seed))
 
     def sample_codes(self, n, seed=None):
-        """`n` code grids drawn from the PixelCNN, one position at a time in raster order."""
+        """`n` code grids drawn from the PixelCNN, one position at a time in raster order.
+
+        Called eagerly (pictures, scripts) it runs as one traced graph: an eager loop of
+        49 PixelCNN calls is several times slower.
+        """
+        if not tf.executing_eagerly():
+            return self._draw_codes(n, seed)
+        if getattr(self, "_compiled_draw_codes", None) is None:
+            self._compiled_draw_codes = tf.function(self._draw_codes, reduce_retracing=True)
+        return self._compiled_draw_codes(tf.constant(n, tf.int32), seed)
+
+    def _draw_codes(self, n, seed=None):
         height, width = self.grid_shape
         positions, num_codes = height * width, self.num_codes
 
@@ -242,6 +258,7 @@ class VQVAE(ZooModel):
             "sigma": self.sigma,
             "commitment": self.commitment,
             "ema_decay": self.ema_decay,
+            "dead_code_threshold": self.dead_code_threshold,
             "prior_filters": self.prior_filters,
             "prior_layers": self.prior_layers,
         }
