@@ -10,6 +10,11 @@
       pictures/              PNGs of what the model learned
       tensorboard/           train/validation scalars, images/, evaluation/, the projector
 
+A model trained in stages (a learned prior after the autoencoder) keeps the files above for its
+first stage and, for each later stage NAME, `history-NAME.csv`, `checkpoints/best-NAME.keras` and
+`tensorboard/NAME/` (its train/validation/images runs); epochs are numbered through the stages,
+and the step checkpoints are shared (a checkpoint's epoch says which stage it is in).
+
 Under multi-worker training only the chief writes the real folder; every other worker writes the
 same files into a private temporary folder (`vae_zoo.distribute.write_dir`) that `cleanup()`
 removes, as TF's multi-worker guides do, so two processes never write the same file.

@@ -259,6 +259,12 @@ class ZooModel(keras.Model):
             "sample": (sample, [n_spec]),
         }
 
+    def tflite_exclusions(self, quantize):
+        """`{signature: reason}`: deterministic endpoints left out of the TFLite file of the
+        `quantize` mode because they do not hold their tolerance there (random endpoints are
+        never in int8 files: random ops cannot be calibrated)."""
+        return {}
+
     def endpoint_examples(self, images):
         """`{endpoint: {input name: array}}`: example inputs of every endpoint built from real
         images, for parity checks and int8 calibration."""

@@ -241,6 +241,13 @@ class VQVAE(ZooModel):
         return {**endpoints, "encode": (encode, x_signature),
                 "decode": (decode, [self.codes_spec()])}
 
+    def tflite_exclusions(self, quantize):
+        if quantize != "int8":
+            return {}
+        reason = ("8-bit activations move the encoder's vectors across code boundaries (63% of "
+                  "the codes changed on the trained model); decode, from given codes, converts")
+        return dict.fromkeys(("encode", "reconstruct", "serving_default"), reason)
+
     def example_input(self, input_name, images):
         if input_name == "codes":
             return keras.ops.convert_to_numpy(self.codes(images))

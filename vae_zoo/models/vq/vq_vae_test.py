@@ -185,3 +185,17 @@ def test_the_prior_stage_trains_the_prior_alone_and_sampling_draws_from_it():
 
 class TestVQVAE(ZooModelChecks):
     model_name = "vq_vae"
+    # A smaller prior: the export checks draw 2000 samples, each a PixelCNN pass per position.
+    model_overrides = {"num_codes": 16, "prior_filters": 16}
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"ema_decay": 1.5}, "ema_decay must be in \\(0, 1\\), or null"),
+    ({"num_codes": 1}, "num_codes must be at least 2"),
+    ({"commitment": -1.0}, "commitment must be >= 0"),
+])
+def test_bad_values_are_user_errors(override, message):
+    from vae_zoo.errors import UserInputError
+
+    with pytest.raises(UserInputError, match=message):
+        build_zoo_model("vq_vae", (28, 28, 1), **override)
