@@ -171,7 +171,7 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
             model.begin_stage(stage)
             log(f"stage {stage + 1} of {len(ends)}: {model.stage_names[stage]}, epochs "
                 f"{first + 1} to {end}")
-        if stage and initial_epoch <= first:  # a stage that starts now, not a resumed one
+        if stage and (initial_epoch, initial_step) == (first, 0):  # starts now, not resumed
             start_stage(model, stage_folder(run, model, stage - 1), strategy,
                         config.train.learning_rate)
         loop = TrainingLoop(model, strategy, jit_compile=jit_compile)
