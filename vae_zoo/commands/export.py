@@ -114,13 +114,15 @@ def export_run(run_dir, name=None, base_path="exports", version=None, quantize=(
     """
     import tensorflow as tf
 
-    from vae_zoo.export import TOLERANCES
+    from vae_zoo.export import CODE_AGREEMENT
     from vae_zoo.export import as_float32
     from vae_zoo.export import calibration_inputs
     from vae_zoo.export import convert_to_tflite
     from vae_zoo.export import export_saved_model
     from vae_zoo.export import parity
     from vae_zoo.export import within_tolerance
+    from vae_zoo.export.tflite import tolerance_for
+
     trained, run, preset = load_source(run_dir)
     if trained.dtype_policy.name != "float32":
         log(f"{run_dir} trained in {trained.dtype_policy.name}: exporting its weights in float32")
@@ -140,39 +142,51 @@ def export_run(run_dir, name=None, base_path="exports", version=None, quantize=(
     loaded = tf.saved_model.load(str(saved_model_dir))
     served = {signature: _run_signature(loaded.signatures[signature], examples[signature])
               for signature in deterministic}
-    keras_error = max(
-        parity(served[signature][key], np.asarray(output))["max"]
+    keras_errors = _worst_errors(
+        parity(served[signature][key], np.asarray(output))
         for signature in deterministic
         for key, output in endpoints[signature][0](**examples[signature]).items())
+    codes = (f", codes equal {keras_errors['agreement']:.1%}" if "agreement" in keras_errors
+             else "")
     log(f"SavedModel {saved_model_dir} ({folder_size(saved_model_dir) / 1e6:.1f} MB): signatures "
-        f"{', '.join(sorted(loaded.signatures))}; max |diff| vs Keras {keras_error:.1e} over "
-        f"{', '.join(deterministic)} on {images_source}")
+        f"{', '.join(sorted(loaded.signatures))}; max |diff| vs Keras {keras_errors['max']:.1e}"
+        f"{codes} over {', '.join(deterministic)} on {images_source}")
 
     from ai_edge_litert.interpreter import Interpreter
 
-    representative = calibration_inputs(examples, deterministic)
     results = {}
     for mode in quantize:
         path = base_path / (f"{name}.tflite" if mode == "none" else f"{name}.{mode}.tflite")
-        content = convert_to_tflite(saved_model_dir, mode, representative)
+        excluded = model.tflite_exclusions(mode)
+        for signature, reason in excluded.items():
+            log(f"note: the {mode} TFLite file leaves out {signature}: {reason}")
+        checked = [s for s in deterministic if s not in excluded]
+        content = convert_to_tflite(saved_model_dir, mode, calibration_inputs(examples, checked),
+                                    exclude=excluded)
         interpreter = Interpreter(model_content=content)
         errors = _worst_errors(
             parity(interpreter.get_signature_runner(signature)(**examples[signature])[key],
                    served[signature][key])
-            for signature in deterministic for key in served[signature])
-        if not within_tolerance(mode, errors):
+            for signature in checked for key in served[signature])
+        if not within_tolerance(mode, errors, model.capabilities.discrete_codes):
             raise RuntimeError(f"{mode} TFLite model differs from the SavedModel beyond "
-                               f"{TOLERANCES[mode]}: {errors}; nothing written for it")
+                               f"{tolerance_for(mode, model.capabilities.discrete_codes)} "
+                               f"(codes: {CODE_AGREEMENT[mode]:.0%} equal): "
+                               f"{errors}; nothing written for it")
         write_bytes_atomic(path, content)
-        runner = interpreter.get_signature_runner("reconstruct")
+        bounds = tolerance_for(mode, model.capabilities.discrete_codes)
+        timed = "reconstruct" if "reconstruct" in checked else checked[0]
+        runner = interpreter.get_signature_runner(timed)
         results[mode] = {
             "path": str(path), "bytes": len(content), "errors": errors,
-            "latency_ms_batch1": latency_ms(runner, {"x": images[:1]}),
+            "latency_ms_batch1": latency_ms(
+                runner, {k: v[:1] for k, v in examples[timed].items()}),
             "signatures": sorted(interpreter.get_signature_list()),
         }
-        log(f"TFLite {path} ({mode}): {len(content) / 1e6:.2f} MB, reconstruct "
+        log(f"TFLite {path} ({mode}): {len(content) / 1e6:.2f} MB, {timed} "
             f"{results[mode]['latency_ms_batch1']:.2f} ms/call at batch 1, vs SavedModel max "
-            f"{errors['max']:.1e} mean {errors['mean']:.1e} (tolerance {TOLERANCES[mode]}), "
+            f"{errors['max']:.1e} mean {errors['mean']:.1e} (tolerance {bounds})"
+            + (f", codes equal {errors['agreement']:.1%}" if "agreement" in errors else "") + ", "
             f"signatures {', '.join(results[mode]['signatures'])}")
     return {"saved_model": str(saved_model_dir), "tflite": results}
 
@@ -185,9 +199,13 @@ def _run_signature(signature, inputs):
 
 
 def _worst_errors(errors):
-    """The largest of each statistic over several parity results."""
-    errors = list(errors)
-    return {key: max(e[key] for e in errors) for key in errors[0]}
+    """The worst of each statistic over several parity results (the lowest code agreement)."""
+    worst = {}
+    for error in errors:
+        for key, value in error.items():
+            pick = min if key == "agreement" else max
+            worst[key] = pick(worst.get(key, value), value)
+    return worst
 
 
 def main(argv=None):

@@ -127,9 +127,14 @@ class TrainConfig:
     `precision` is the Keras dtype policy of the hidden layers: `mixed_bfloat16` for CPUs with
     AVX512-BF16 or AMX and for TPUs and Ampere+ GPUs, `mixed_float16` (with loss scaling) for
     older GPUs. The latent head, p(x|z) and the loss are float32 in every mode.
+
+    A model that trains in two stages (`Capabilities.stages`: a learned prior after the
+    autoencoder) trains `epochs` epochs of the first and then `prior_epochs` of the second, in
+    the same run; other models ignore `prior_epochs`.
     """
 
     epochs: int = 30
+    prior_epochs: int = 10
     learning_rate: float = 1e-3
     seed: int = 0
     strategy: str = "auto"
@@ -144,6 +149,8 @@ class TrainConfig:
     def validate(self):
         if self.epochs < 1:
             raise UserInputError(f"train.epochs must be >= 1, got {self.epochs}")
+        if self.prior_epochs < 1:
+            raise UserInputError(f"train.prior_epochs must be >= 1, got {self.prior_epochs}")
         if not self.learning_rate > 0:
             raise UserInputError(f"train.learning_rate must be > 0, got {self.learning_rate}")
         if self.strategy not in STRATEGIES:

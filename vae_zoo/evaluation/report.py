@@ -102,6 +102,12 @@ def summary(results):
     if "iw_nll" in results:
         parts.append(f"IW NLL {results['iw_nll']:.2f} nats (k={results['iw_samples']}, "
                      f"{results['iw_examples']} images, {results['iw_bits_per_dim']:.4f} bits/dim)")
+    if "perplexity" in results:
+        parts.append(f"reconstruction {results['reconstruction']:.2f} nats; codebook perplexity "
+                     f"{results['perplexity']:.1f} of {results['num_codes']} codes, "
+                     f"{results['dead_codes']} dead")
+    if "prior_nll" in results:
+        parts.append(f"prior NLL {results['prior_nll']:.2f} nats per code grid")
     parts.append(f"reconstruction MSE {results['reconstruction_mse']:.4f}")
     parts.append(f"active units {results['active_units']}/{results['latent_dim']}")
     return "; ".join(parts)

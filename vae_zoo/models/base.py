@@ -33,13 +33,16 @@ class Capabilities:
             (minibatch estimators): replicas then see different objectives than one device.
         has_density: `log_importance_weights` is defined, so the ELBO and the IW NLL apply.
         stages: how many training stages one `train.py` run goes through (a learned prior
-            trained after the autoencoder is a second stage).
+            trained after the autoencoder is a second stage): see `ZooModel.begin_stage`.
+        discrete_codes: `codes(x)` gives integer codes in [0, `num_codes`) (a codebook), so
+            codebook usage applies.
     """
 
     conditional: bool = False
     batch_dependent_objective: bool = False
     has_density: bool = True
     stages: int = 1
+    discrete_codes: bool = False
 
 
 class ZooModel(keras.Model):
@@ -55,6 +58,13 @@ class ZooModel(keras.Model):
     Subclasses implement the probability interface below and list their data arguments (taken
     from the dataset's `DataSpec`, never from a config) in `data_arguments`.
 
+    A model with `capabilities.stages > 1` trains in stages, one after the other (the trainer
+    calls `begin_stage`): each stage has its own objective and tracked terms
+    (`stage_metric_names`), and a fresh optimizer over all trainable weights. The weights a stage
+    does not train get zero gradients, so Adam, whose moments start at zero, leaves them exactly
+    as they are: a frozen stage stays frozen, and every stage's optimizer has the same variables,
+    which a checkpoint restores whatever the stage.
+
     Args:
         image_shape: tuple of ints. Shape of one input `x`.
         **kwargs: `keras.Model` arguments (`name`, `dtype`).
@@ -62,7 +72,10 @@ class ZooModel(keras.Model):
 
     capabilities = Capabilities()
     data_arguments = ("image_shape",)
-    metric_names = ()  # per-example terms tracked beside "loss"
+    metric_names = ()  # per-example terms tracked beside "loss" (in the first stage)
+    stage_names = ("model",)  # one name per training stage, for logs and files
+    stage_metric_names = {}  # {stage: terms tracked beside "loss"} for the stages after the first
+    stage = 0  # the stage that `train_step` trains (`begin_stage`)
     seed = 0  # the run's seed, set by the trainer; with `steps_trained` it seeds training noise
 
     def __init__(self, image_shape, **kwargs):
@@ -72,9 +85,9 @@ class ZooModel(keras.Model):
             shape=(), dtype="int64", initializer="zeros", trainable=False, name="steps_trained",
             aggregation="only_first_replica",
         )
-        self.term_trackers = {
-            name: keras.metrics.Mean(name=name) for name in ("loss", *self.metric_names)
-        }
+        names = dict.fromkeys(("loss", *self.metric_names,
+                               *(n for names in self.stage_metric_names.values() for n in names)))
+        self.term_trackers = {name: keras.metrics.Mean(name=name) for name in names}
 
     @classmethod
     def from_data_spec(cls, spec, **kwargs):
@@ -95,6 +108,26 @@ class ZooModel(keras.Model):
             return batch
         return {"x": data}
 
+    # --- Training stages ---------------------------------------------------------------------
+
+    def begin_stage(self, stage):
+        """Makes the following steps train stage `stage` (0-based) and track its terms.
+
+        Step functions traced for another stage are dropped; the caller compiles a fresh
+        optimizer when the stage starts (not when it resumes from a checkpoint).
+        """
+        if not 0 <= stage < self.capabilities.stages:
+            raise ValueError(f"{type(self).__name__} has {self.capabilities.stages} stage(s), "
+                             f"not a stage {stage}")
+        self.stage = int(stage)
+        self.train_function = self.test_function = self.predict_function = None
+
+    def tracked_terms(self):
+        """The per-example terms the current stage tracks: "loss" first."""
+        if self.stage == 0:
+            return ("loss", *self.metric_names)
+        return ("loss", *self.stage_metric_names[self.stage])
+
     # --- The objective and the training step ------------------------------------------------
 
     def loss_terms(self, batch, outputs):
@@ -110,8 +143,8 @@ class ZooModel(keras.Model):
             regularization = tf.add_n(self.losses)
             loss += tf.nn.scale_regularization_loss(regularization)
             terms = {**terms, "loss": per_example + regularization}
-        for name, tracker in self.term_trackers.items():
-            tracker.update_state(terms[name])
+        for name in self.tracked_terms():
+            self.term_trackers[name].update_state(terms[name])
         return loss
 
     def train_step(self, data):
@@ -121,7 +154,10 @@ class ZooModel(keras.Model):
             loss = self.compute_loss(x=batch, y_pred=outputs)
             scaled = self.optimizer.scale_loss(loss)
         variables = self.trainable_weights
-        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        # Zero, not None, for the weights this stage does not train (see the class docstring).
+        gradients = [tf.zeros(v.shape, v.dtype) if g is None else g
+                     for g, v in zip(tape.gradient(scaled, variables), variables)]
+        self.optimizer.apply(gradients, variables)
         self.steps_trained.assign_add(1)
         return self.get_metrics_result()
 
@@ -132,7 +168,7 @@ class ZooModel(keras.Model):
 
     @property
     def metrics(self):
-        return list(self.term_trackers.values())
+        return [self.term_trackers[name] for name in self.tracked_terms()]
 
     def noise_seed(self, stream=0):
         """A stateless seed for the training noise of this step: `(seed, step * 16 + stream)`.
@@ -227,6 +263,12 @@ class ZooModel(keras.Model):
             "decode": (decode, [self.latent_spec()]),
             "sample": (sample, [n_spec]),
         }
+
+    def tflite_exclusions(self, quantize):
+        """`{signature: reason}`: deterministic endpoints left out of the TFLite file of the
+        `quantize` mode because they do not hold their tolerance there (random endpoints are
+        never in int8 files: random ops cannot be calibrated)."""
+        return {}
 
     def endpoint_examples(self, images):
         """`{endpoint: {input name: array}}`: example inputs of every endpoint built from real
