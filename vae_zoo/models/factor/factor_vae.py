@@ -171,6 +171,9 @@ class FactorVAE(VAE):
         self.steps_trained.assign_add(1)
         return self.get_metrics_result()
 
+    def schedule_values(self):
+        return {**super().schedule_values(), "gamma": self.gamma}
+
     def get_config(self):
         return {
             **super().get_config(),

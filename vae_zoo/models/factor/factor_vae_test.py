@@ -142,6 +142,21 @@ def test_the_export_holds_no_discriminator(tmp_path):
     assert (3, 2) not in shapes and not any("discriminator" in name for name, _ in saved)
 
 
+def test_mixed_float16_scales_both_losses(mnist_images):
+    keras.utils.set_random_seed(0)
+    model = build_zoo_model("factor_vae", (28, 28, 1), precision="mixed_float16",
+                            network="dense", filters=None, kernel_size=None, hidden_units=[16],
+                            discriminator_units=[8])
+    model.compile(**model.make_optimizers(1e-3), jit_compile=False)
+    for name in model.optimizer_variables():
+        assert isinstance(getattr(model, name), keras.optimizers.LossScaleOptimizer), name
+    before = model.discriminator.get_weights()
+    history = model.fit(mnist_images[:64], batch_size=32, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][-1]) and np.isfinite(history["discriminator_loss"][-1])
+    assert int(model.discriminator_optimizer.iterations) == 2
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(model.discriminator.get_weights(), before))
+
+
 class TestFactorVAE(ZooModelChecks):
     model_name = "factor_vae"
     # The permutation is drawn over the global batch (`permute_dims`), so replicas match.
