@@ -184,6 +184,45 @@ class ZooModel(keras.Model):
         """`compile` arguments holding every optimizer the model's step uses."""
         return {"optimizer": keras.optimizers.Adam(learning_rate)}
 
+    def optimizer_variables(self):
+        """`{name: variables}`: every optimizer of the step by its `compile` argument (an
+        attribute of the model after `compile`) and the variables it trains. A model with a
+        second optimizer (a discriminator's) names it here and in `make_optimizers`."""
+        return {"optimizer": self.trainable_variables}
+
+    def build_optimizers(self):
+        """Creates every optimizer's state, so that a checkpoint's or `.keras` file's loads."""
+        for name, variables in self.optimizer_variables().items():
+            optimizer = getattr(self, name, None)
+            if optimizer is not None and not optimizer.built:
+                optimizer.build(variables)
+
+    def compile(self, optimizer="rmsprop", **kwargs):
+        """Keras' `compile`, plus the step's other optimizers (`optimizer_variables` names them):
+        each becomes an attribute of the model, so `.keras` files and step checkpoints hold its
+        state beside the first one's (the Keras GAN examples' pattern), and each is wrapped for
+        loss scaling under `mixed_float16` as Keras wraps the first."""
+        others = {name: kwargs.pop(name, None) for name in self.optimizer_variables()
+                  if name != "optimizer"}
+        super().compile(optimizer=optimizer, **kwargs)
+        for name, other in others.items():
+            if other is None:
+                raise ValueError(f"{type(self).__name__}.compile needs `{name}` too "
+                                 f"(`make_optimizers` returns every optimizer)")
+            other = keras.optimizers.get(other)
+            if (kwargs.get("auto_scale_loss", True) and self.dtype_policy.name == "mixed_float16"
+                    and not isinstance(other, keras.optimizers.LossScaleOptimizer)):
+                other = keras.optimizers.LossScaleOptimizer(other, name=f"{name}_loss_scale")
+            setattr(self, name, other)
+        self._compile_config.config.update(others)
+
+    def compile_from_config(self, config):
+        """Compiles a loaded model with every optimizer and builds them all, so that a `.keras`
+        file's optimizer states load into them (Keras skips models with their own `compile`)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.build_optimizers()
+
     def schedule_values(self):
         """Scalars of the objective worth logging each epoch (beta, capacity, ...)."""
         return {}
