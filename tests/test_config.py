@@ -9,7 +9,7 @@ from vae_zoo.errors import UserInputError
 
 
 def test_every_zoo_config_validates_and_builds():
-    assert {"dense_vae", "conv_vae", "beta_vae"} <= set(available_models())
+    assert {"dense_vae", "conv_vae", "beta_vae", "vq_vae"} <= set(available_models())
     for name in available_models():
         config = RunConfig.from_dict(load_zoo_config(name))
         assert config.model.name == name

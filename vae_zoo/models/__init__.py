@@ -17,3 +17,5 @@ from vae_zoo.models.vae import BetaVAE  # noqa: E402
 from vae_zoo.models.vae import IWAE  # noqa: E402
 from vae_zoo.models.vamp import VampVAE  # noqa: E402
 from vae_zoo.models.cvae import CVAE  # noqa: E402
+from vae_zoo.models.vq import VQVAE  # noqa: E402
+from vae_zoo.models.factor import FactorVAE  # noqa: E402
