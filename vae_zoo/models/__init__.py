@@ -17,3 +17,6 @@ from vae_zoo.models.vae import BetaVAE  # noqa: E402
 from vae_zoo.models.vae import IWAE  # noqa: E402
 from vae_zoo.models.vamp import VampVAE  # noqa: E402
 from vae_zoo.models.cvae import CVAE  # noqa: E402
+from vae_zoo.models.tcvae import BetaTCVAE  # noqa: E402
+from vae_zoo.models.dip import DIPVAE  # noqa: E402
+from vae_zoo.models.hvae import HVAE  # noqa: E402
