@@ -6,6 +6,7 @@ from vae_zoo.distributions import diagonal_gaussian
 from vae_zoo.distributions import kl_to_standard_normal
 from vae_zoo.distributions import standard_normal
 from vae_zoo.errors import UserInputError
+from vae_zoo.layers import LOG_VAR_BOUNDS
 from vae_zoo.layers import DiagonalGaussianHead
 from vae_zoo.models.base import register_model
 from vae_zoo.models.vae.vae import VAE
@@ -54,6 +55,9 @@ class HVAE(VAE):
                  top_hidden_units=(128, 128), prior_min_log_var=-6.0, **kwargs):
         if int(top_latent_dim) < 1:
             raise UserInputError(f"top_latent_dim must be a positive integer, got {top_latent_dim}")
+        if not LOG_VAR_BOUNDS[0] <= prior_min_log_var < LOG_VAR_BOUNDS[1]:
+            raise UserInputError(f"prior_min_log_var must be in [{LOG_VAR_BOUNDS[0]:g}, "
+                                 f"{LOG_VAR_BOUNDS[1]:g}), got {prior_min_log_var}")
         super().__init__(image_shape, latent_dim=latent_dim, **kwargs)
 
         # === Layers ===
@@ -69,7 +73,8 @@ class HVAE(VAE):
         self.top_hidden_units = list(top_hidden_units)
         self.prior_min_log_var = float(prior_min_log_var)
 
-    def gaussian_mlp(self, input_dim, hidden_units, output_dim, name, min_log_var=-20.0):
+    def gaussian_mlp(self, input_dim, hidden_units, output_dim, name,
+                     min_log_var=LOG_VAR_BOUNDS[0]):
         """A vector -> (mean, clamped log-variance) of a diagonal Gaussian: q(z2|z1), p(z1|z2)."""
         features = build_encoder("dense", (input_dim,), hidden_units=hidden_units,
                                  dtype=self.dtype_policy)

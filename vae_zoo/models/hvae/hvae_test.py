@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from vae_zoo.errors import UserInputError
 from vae_zoo.layers import Sampling
 from vae_zoo.testing.harness import ZooModelChecks
 from vae_zoo.testing.harness import build_zoo_model
@@ -125,6 +126,8 @@ def test_the_learned_prior_cannot_narrow_past_its_floor():
     _, log_var = model.top_decoder(np.zeros((2, D2), "float32"))
     assert log_var.numpy().min() >= -6.0
     assert model.top_encoder.layers[-1].min_log_var == -20.0  # q(z2|z1) keeps the usual clamp
+    with pytest.raises(UserInputError, match=r"prior_min_log_var must be in \[-20, 10\), got 11"):
+        tiny_model(prior_min_log_var=11)
 
 
 class TestHVAE(ZooModelChecks):
