@@ -24,6 +24,10 @@ INSTALL_REQUIRES = [
     "numpy>=1.26",
 ]
 
+# The trained presets shipped in the package (vae_zoo/presets/<name>/, see vae_zoo/presets).
+PRESET_FILES = ["*/card.yaml", "*/config.yaml", "*/model.json", "*/weights.npz", "*/check_images.npz"]
+HUB = ["huggingface_hub>=2.4,<3"]  # from_preset("hf://user/name")
+
 setup(
     name="vae_zoo",
     version="0.1.0",
@@ -37,10 +41,12 @@ setup(
     package_data={
         "vae_zoo.data": ["mnist_sample.npz", "MNIST_SAMPLE.md"],
         "vae_zoo.zoo_configs": ["*.yaml"],
+        "vae_zoo.presets": PRESET_FILES,
     },
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", *HUB],
+        "hub": HUB,
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
     },
     entry_points={"console_scripts": [

@@ -13,3 +13,61 @@ def write_results(out, name, table, data):
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.md").write_text(table + "\n")
     (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
+def shown(command, root):
+    """A command as a user types it from the repository's root."""
+    import shlex
+
+    return " ".join(shlex.quote(part) for part in command).replace(str(root) + "/", "")
+
+
+def run_commands(commands, run_dir, root, fresh=False):
+    """Runs `commands` (each `["python", script, ...]`) from `root` for one run folder, unless
+    they already finished there: a stamp with their text is written last, so a run stopped half
+    way is done again. Returns the timing `{"wall_minutes", "cpu_minutes"}` (None when reused)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    stamp = Path(run_dir) / "benchmark_commands.txt"
+    text = "\n".join(shown(command, root) for command in commands)
+    timing_file = Path(run_dir) / "benchmark_timing.json"
+    if not fresh and stamp.is_file() and stamp.read_text() == text:
+        print(f"  reusing {run_dir}", flush=True)
+        return json.loads(timing_file.read_text()) if timing_file.is_file() else None
+    if Path(run_dir).exists():
+        shutil.rmtree(run_dir)
+    start, cpu = time.perf_counter(), os.times()
+    for command in commands:
+        print(f"$ {shown(command, root)}", flush=True)
+        result = subprocess.run([sys.executable, *command[1:]], cwd=root, capture_output=True,
+                                text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        if result.returncode != 0:
+            sys.exit(f"failed: {shown(command, root)}\n{result.stderr[-3000:]}")
+    after = os.times()
+    timing = {"wall_minutes": (time.perf_counter() - start) / 60,
+              "cpu_minutes": (after.children_user + after.children_system
+                              - cpu.children_user - cpu.children_system) / 60}
+    timing_file.write_text(json.dumps(timing))
+    stamp.write_text(text)
+    return timing
+
+
+def finished(commands, run_dir, root):
+    stamp = Path(run_dir) / "benchmark_commands.txt"
+    return stamp.is_file() and stamp.read_text() == "\n".join(shown(c, root) for c in commands)
+
+
+def mean_sd(values, digits=2):
+    """`(mean, sd with ddof 1 or None, "mean ± sd")` of the values that are not None."""
+    import numpy as np
+
+    values = [v for v in values if v is not None]
+    if not values:
+        return None, None, "–"
+    mean = float(np.mean(values))
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return mean, sd, f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")

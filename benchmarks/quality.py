@@ -1,116 +1,180 @@
-"""Test ELBO and importance-weighted NLL of dense_vae, conv_vae and beta_vae after a fixed budget
-of epochs, on full Fashion-MNIST and on the embedded MNIST sample.
+"""The quality table: every zoo model's test ELBO and importance-weighted NLL after equal budgets,
+over several seeds (mean +- sd), beside the number its paper reports.
 
-    python benchmarks/quality.py [--k 5000] [--iw-examples 500] [--fashion-epochs 10] [--mnist-epochs 50]
+    python benchmarks/quality.py                                  # every row, 3 seeds, k = 5000
+    python benchmarks/quality.py --rows conv_vae conv_vae/bf16 --datasets mnist_sample
+    python benchmarks/quality.py --table-only                     # the table from finished runs
 
-conv_vae is trained a second time with `train.precision=mixed_bfloat16`, to show what the faster
-precision costs in likelihood (`--bf16-models` to choose).
-
-Every number comes from an ordinary `python train.py` run (printed, so each row can be rerun alone),
-with dynamic binarisation so that the Bernoulli likelihood is a true likelihood of the data.
-Writes benchmarks/results/quality.{md,json}; the runs go to benchmarks/runs/.
+Every number comes from an ordinary `python train.py` run (its command is printed and written to
+the table, so each run can be repeated alone), with dynamic binarisation so that the Bernoulli
+likelihood is a true likelihood of the data. Runs go to `benchmarks/runs/quality/<dataset>/<row>/
+seed-<n>`; a finished run whose command is unchanged is reused, so the table grows over several
+sittings (`--fresh` trains again). Writes benchmarks/results/quality.{md,json}.
 """
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds the repo's packages
 
 from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import finished  # noqa: E402
+from benchmarks.common import mean_sd  # noqa: E402
+from benchmarks.common import run_commands  # noqa: E402
+from benchmarks.common import shown  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
-RUNS = ROOT / "benchmarks" / "runs"
-MODELS = ("dense_vae", "conv_vae", "beta_vae")
-# Burda et al. (2016), Table 1: 1-stochastic-layer VAE trained with k = 1 on all 60,000 dynamically
-# binarised MNIST training digits, NLL estimated with k = 5000 on the 10,000 test digits.
-IWAE_PAPER_VAE_NLL = 86.76
+
+RUNS = ROOT / "benchmarks" / "runs" / "quality"
+EPOCHS = {"mnist_sample": 50, "fashion_mnist": 10}
+BURDA = "Burda et al. 2016, Table 1: 60,000 MNIST digits, 3,280 passes"
+
+# name -> (zoo model, extra `--set` overrides, (paper NLL on dynamically binarised MNIST, source))
+ROWS = {
+    "dense_vae": ("dense_vae", [], (86.76, f"VAE, 1 stochastic layer; {BURDA}")),
+    "conv_vae": ("conv_vae", [], None),
+    "conv_vae/bf16": ("conv_vae", ["train.precision=mixed_bfloat16"], None),
+    "beta_vae": ("beta_vae", [], None),
+    "iwae/k5": ("iwae", ["model.k=5"], (85.54, f"IWAE k = 5; {BURDA}")),
+    "iwae/k50": ("iwae", ["model.k=50"], (84.78, f"IWAE k = 50; {BURDA}")),
+    "vamp_vae": ("vamp_vae", [], (85.57, "VampPrior K = 500, 1 layer; Tomczak & Welling 2018, "
+                                         "Table 2: 50,000 digits, up to 2,000 epochs")),
+    "hvae": ("hvae", [], (85.33, f"VAE, 2 stochastic layers; {BURDA}")),
+    "cvae": ("cvae", [], None),
+}
+# The orderings the papers report, checked on every dataset's means: (better, worse).
+ORDERINGS = [("iwae/k5", "dense_vae"), ("iwae/k50", "dense_vae"), ("vamp_vae", "dense_vae"),
+             ("hvae", "dense_vae")]
 
 
-def run_name(dataset, model, precision):
-    return f"{dataset}-{model}" + ("" if precision == "float32" else f"-{precision}")
+def command(row, dataset, seed, args):
+    model, overrides, _ = ROWS[row]
+    run_dir = Path(args.runs) / dataset / row.replace("/", "-") / f"seed-{seed}"
+    cmd = ["python", "train.py", "--model", model, "--dataset", dataset,
+           "--epochs", str(args.epochs.get(dataset, EPOCHS[dataset])), "--run-dir", str(run_dir),
+           "--set", f"train.seed={seed}", "--set", "data.binarize=true",
+           "--set", f"eval.iw_samples={args.k}", "--set", f"eval.iw_examples={args.iw_examples}",
+           "--set", "eval.pictures=false"]
+    for override in overrides:
+        cmd += ["--set", override]
+    return cmd, run_dir
 
 
-def command(model, dataset, epochs, k, iw_examples, runs, precision="float32"):
-    cmd = [sys.executable, "train.py", "--model", model, "--dataset", dataset, "--epochs",
-           str(epochs), "--run-dir", str(runs / run_name(dataset, model, precision)), "--set",
-           "data.binarize=true", "--set", f"eval.iw_samples={k}", "--set",
-           f"eval.iw_examples={iw_examples}", "--set", "eval.pictures=false"]
-    return cmd + (["--set", f"train.precision={precision}"] if precision != "float32" else [])
+def summarise(dataset, row, runs):
+    """One table row from the runs of every seed."""
+    tests = [metrics["test"] for metrics, _ in runs]
+    timings = [timing for _, timing in runs if timing]
+    paper = ROWS[row][2]
+    summary = {"dataset": dataset, "row": row, "model": ROWS[row][0], "seeds": len(runs),
+               "epochs": runs[0][0]["epochs"], "train_images": runs[0][0]["sizes"]["train"],
+               "iw_samples": tests[0].get("iw_samples"), "iw_examples": tests[0].get("iw_examples"),
+               "paper": paper[0] if paper and dataset == "mnist_sample" else None,
+               "paper_source": paper[1] if paper and dataset == "mnist_sample" else None,
+               "per_seed": [{"elbo": t.get("elbo"), "iw_nll": t.get("iw_nll"),
+                             "active_units": t.get("active_units"),
+                             "train_seconds": m["train_seconds"]} for (m, _), t in zip(runs, tests)]}
+    for key in ("elbo", "iw_nll", "reconstruction_mse"):
+        summary[key], summary[f"{key}_sd"], summary[f"{key}_text"] = mean_sd(
+            [t.get(key) for t in tests], 4 if key == "reconstruction_mse" else 2)
+    summary["active_units"] = (f"{np.mean([t['active_units'] for t in tests]):.1f}"
+                               f"/{tests[0]['latent_dim']}")
+    summary["train_minutes"] = round(np.mean([m["train_seconds"] for m, _ in runs]) / 60, 1)
+    summary["wall_minutes"] = (round(float(np.mean([t["wall_minutes"] for t in timings])), 1)
+                               if timings else None)
+    return summary
+
+
+def orderings(rows):
+    """Which of the papers' orderings hold on the means, with the seed-to-seed spread."""
+    found = []
+    by_key = {(r["dataset"], r["row"]): r for r in rows}
+    for dataset in sorted({r["dataset"] for r in rows}):
+        for better, worse in ORDERINGS:
+            a, b = by_key.get((dataset, better)), by_key.get((dataset, worse))
+            if not a or not b or a["iw_nll"] is None or b["iw_nll"] is None:
+                continue
+            gap = b["iw_nll"] - a["iw_nll"]
+            spread = max(a["iw_nll_sd"] or 0.0, b["iw_nll_sd"] or 0.0)
+            verdict = ("holds" if gap > 2 * spread else "holds, within 2 sd" if gap > 0
+                       else "does NOT hold")
+            found.append(f"{dataset}: {better} below {worse} by {gap:.2f} nats "
+                         f"(largest sd {spread:.2f}): {verdict}")
+    return found
+
+
+def table(rows, args):
+    lines = [
+        f"Quality after equal budgets (epochs per dataset as listed), dynamically binarised images, "
+        f"Bernoulli p(x|z); mean ± sd over seeds. ELBO on the whole test split; IW NLL with k = "
+        f"{args.k} importance samples on the first {args.iw_examples} test images (nats per image, "
+        f"lower is better). Paper numbers are on the full MNIST test set after full training: "
+        f"compare orderings, not values.", "",
+        "| dataset | row | seeds | epochs | test ELBO | IW NLL | paper NLL | active units "
+        "| train min | run min |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['dataset']} | {r['row']} | {r['seeds']} | {r['epochs']} | {r['elbo_text']} | "
+            f"{r['iw_nll_text']} | {r['paper'] if r['paper'] is not None else ''} | "
+            f"{r['active_units']} | {r['train_minutes']} | {r['wall_minutes'] or ''} |")
+    checks = orderings(rows)
+    if checks:
+        lines += ["", "The papers' orderings:", ""] + [f"- {check}" for check in checks]
+    sources = sorted({(r["row"], r["paper_source"]) for r in rows if r["paper_source"]})
+    if sources:
+        lines += ["", "Paper numbers:", ""] + [f"- {row}: {source}" for row, source in sources]
+    lines += ["", "Commands (one per seed; `train.seed` varies):", ""]
+    lines += [f"    {command}" for r in rows for command in r["commands"]]
+    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--datasets", nargs="*", default=["mnist_sample", "fashion_mnist"],
+                        choices=list(EPOCHS))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--k", type=int, default=5000, help="importance samples per test image")
     parser.add_argument("--iw-examples", type=int, default=500,
                         help="test images for the IW NLL (the ELBO uses all)")
-    parser.add_argument("--fashion-epochs", type=int, default=10)
-    parser.add_argument("--mnist-epochs", type=int, default=50)
-    parser.add_argument("--models", nargs="*", default=list(MODELS))
-    parser.add_argument("--datasets", nargs="*", default=["fashion_mnist", "mnist_sample"])
-    parser.add_argument("--bf16-models", nargs="*", default=["conv_vae"],
-                        help="models trained a second time in mixed bfloat16, to compare quality")
+    parser.add_argument("--mnist-epochs", type=int, default=EPOCHS["mnist_sample"])
+    parser.add_argument("--fashion-epochs", type=int, default=EPOCHS["fashion_mnist"])
+    parser.add_argument("--fresh", action="store_true", help="train again even when a finished "
+                                                             "run with the same command exists")
+    parser.add_argument("--table-only", action="store_true",
+                        help="only tabulate the runs that are finished; train nothing")
     parser.add_argument("--runs", default=str(RUNS), help="folder for the training runs")
     parser.add_argument("--out", default=str(RESULTS), help="folder for the result tables")
     args = parser.parse_args()
+    args.epochs = {"mnist_sample": args.mnist_epochs, "fashion_mnist": args.fashion_epochs}
 
     rows = []
-    runs = Path(args.runs)
-    budgets = {"fashion_mnist": args.fashion_epochs, "mnist_sample": args.mnist_epochs}
     for dataset in args.datasets:
-        epochs = budgets[dataset]
-        variants = [(m, "float32") for m in args.models]
-        variants += [(m, "mixed_bfloat16") for m in args.bf16_models]
-        for model, precision in variants:
-            run_dir = runs / run_name(dataset, model, precision)
-            if run_dir.exists():
-                import shutil
-
-                shutil.rmtree(run_dir)
-            cmd = command(model, dataset, epochs, args.k, args.iw_examples, runs, precision)
-            shown = " ".join(["python", *cmd[1:]]).replace(str(ROOT) + "/", "")
-            print(f"$ {shown}", flush=True)
-            start = time.perf_counter()
-            result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-            if result.returncode != 0:
-                sys.exit(f"failed:\n{result.stderr[-3000:]}")
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-            test = metrics["test"]
-            rows.append({
-                "dataset": dataset, "model": model, "precision": precision, "epochs": epochs,
-                "train_images": metrics["sizes"]["train"], "test_images": metrics["sizes"]["test"],
-                "elbo": round(test["elbo"], 2), "iw_nll": round(test["iw_nll"], 2),
-                "iw_samples": test["iw_samples"], "iw_examples": test["iw_examples"],
-                "iw_bits_per_dim": round(test["iw_bits_per_dim"], 4),
-                "active_units": f"{test['active_units']}/{test['latent_dim']}",
-                "minutes": round((time.perf_counter() - start) / 60, 1), "command": shown,
-            })
-            print(f"  test ELBO {test['elbo']:.2f}, IW NLL {test['iw_nll']:.2f} nats", flush=True)
-
-    lines = [
-        f"Quality after a fixed budget, dynamically binarised images, Bernoulli p(x|z). ELBO on the "
-        f"whole test split; IW NLL with k = {args.k} importance samples on its first "
-        f"{args.iw_examples} images (nats per image, lower is better).", "",
-        "| dataset | model | precision | epochs | train images | test ELBO | IW NLL | bits/dim "
-        "| active units | minutes |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(f"| {row['dataset']} | {row['model']} | {row['precision']} | {row['epochs']} | "
-                     f"{row['train_images']:,} | "
-                     f"{row['elbo']} | {row['iw_nll']} | {row['iw_bits_per_dim']} | "
-                     f"{row['active_units']} | {row['minutes']} |")
-    lines += ["", f"For reference, the IWAE paper's 1-layer VAE (Burda et al. 2016, Table 1): "
-              f"{IWAE_PAPER_VAE_NLL} nats on the full dynamically binarised MNIST test set with "
-              "k = 5000, after training on all 60,000 training digits for 3,280 passes; the "
-              "mnist_sample rows train on 4,750 digits for far fewer epochs.", "", "Commands:", ""]
-    lines += [f"    {row['command']}" for row in rows]
-    write_results(args.out, "quality", "\n".join(lines), rows)
+        for row in args.rows:
+            runs, commands = [], []
+            for seed in args.seeds:
+                cmd, run_dir = command(row, dataset, seed, args)
+                if args.table_only and not finished([cmd], run_dir, ROOT):
+                    continue
+                timing = None if args.table_only else run_commands([cmd], run_dir, ROOT,
+                                                                   args.fresh)
+                timing_file = run_dir / "benchmark_timing.json"
+                if timing is None and timing_file.is_file():
+                    timing = json.loads(timing_file.read_text())
+                metrics = json.loads((run_dir / "metrics.json").read_text())
+                runs.append((metrics, timing))
+                commands.append(shown(cmd, ROOT))
+                test = metrics["test"]
+                print(f"  test ELBO {test.get('elbo', float('nan')):.2f}, IW NLL "
+                      f"{test.get('iw_nll', float('nan')):.2f} nats", flush=True)
+            if runs:
+                rows.append({**summarise(dataset, row, runs), "commands": commands})
+    write_results(args.out, "quality", table(rows, args), rows)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,17 +34,45 @@ def test_throughput_script(tmp_path):
 
 
 def test_quality_script(tmp_path):
-    run("quality.py", "--models", "dense_vae", "--bf16-models", "dense_vae", "--datasets",
-        "mnist_sample", "--mnist-epochs", "1", "--k", "4", "--iw-examples", "8",
-        "--out", str(tmp_path), "--runs", str(tmp_path / "runs"))
+    common = ["--rows", "dense_vae", "iwae/k5", "--datasets", "mnist_sample", "--mnist-epochs",
+              "1", "--k", "4", "--iw-examples", "8", "--out", str(tmp_path), "--runs",
+              str(tmp_path / "runs")]
+    run("quality.py", *common, "--seeds", "0")
     rows = json.loads((tmp_path / "quality.json").read_text())
-    assert [(r["model"], r["precision"]) for r in rows] == [
-        ("dense_vae", "float32"), ("dense_vae", "mixed_bfloat16")]
+    assert [(r["row"], r["seeds"]) for r in rows] == [("dense_vae", 1), ("iwae/k5", 1)]
     assert all((r["iw_samples"], r["iw_examples"]) == (4, 8) for r in rows)
-    assert rows[0]["command"].startswith("python train.py --model dense_vae")
-    assert rows[1]["command"].endswith("--set train.precision=mixed_bfloat16")
-    assert (tmp_path / "runs/mnist_sample-dense_vae/metrics.json").is_file()
-    assert (tmp_path / "runs/mnist_sample-dense_vae-mixed_bfloat16/metrics.json").is_file()
+    assert rows[1]["commands"][0].startswith("python train.py --model iwae")
+    assert rows[1]["commands"][0].endswith("--set model.k=5")
+
+    # Finished runs are reused: a second seed trains only seed 1 of each row.
+    log = run("quality.py", *common, "--seeds", "0", "1").stdout
+    assert log.count("reusing") == 2 and log.count("$ python train.py") == 4
+    dense, iwae = json.loads((tmp_path / "quality.json").read_text())
+    assert dense["seeds"] == iwae["seeds"] == 2
+    assert "--set train.seed=1" in dense["commands"][1]
+    nll = [seed["iw_nll"] for seed in dense["per_seed"]]
+    assert nll[0] != nll[1]  # the seeds are different runs
+    assert dense["iw_nll"] == pytest.approx(np.mean(nll), abs=1e-9)
+    assert dense["iw_nll_sd"] == pytest.approx(np.std(nll, ddof=1), abs=1e-9)
+    assert dense["paper"] == 86.76
+    assert "mnist_sample: iwae/k5 below dense_vae by" in (tmp_path / "quality.md").read_text()
+
+
+def test_disentanglement_script(tmp_path):
+    args = ["--rows", "beta_vae", "--seeds", "0", "--train-images", "256", "--epochs", "1",
+            "--points", "50", "--out", str(tmp_path), "--runs", str(tmp_path / "runs")]
+    run("disentanglement.py", *args)
+    (row,) = json.loads((tmp_path / "disentanglement.json").read_text())
+    assert row["row"] == "beta_vae" and row["seeds"] == 1
+    for title in ("BetaVAE", "FactorVAE", "MIG", "DCI D", "DCI C", "DCI I", "SAP"):
+        assert 0.0 <= row[title]["mean"] <= 1.0, title
+    train, evaluate = row["commands"]
+    assert train.startswith("python train.py --model beta_vae --dataset dsprites")
+    assert "--set model.beta=4.0" in train and "--disentanglement-points 50" in evaluate
+    assert "| beta_vae | 1 |" in (tmp_path / "disentanglement.md").read_text()
+    (tmp_path / "disentanglement.json").unlink()
+    run("disentanglement.py", *args, "--table-only")  # tabulates the finished run, trains nothing
+    assert json.loads((tmp_path / "disentanglement.json").read_text()) == [row]
 
 
 def test_serving_script(tmp_path):

@@ -126,3 +126,43 @@ def test_a_nan_loss_stops_the_run_names_the_step_and_writes_nothing_after(tmp_pa
     assert "Traceback" not in result.stderr
     assert not (run / "model.keras").exists() and not (run / "metrics.json").exists()
     assert all(state(p)["global_step"] < step for p in checkpoints(run))
+
+
+TWO_STAGES = ["--model", "vq_vae", "--dataset", "mnist_sample", "--set", "data.train_limit=512",
+              "--set", "data.test_limit=64", "--set", "eval.pictures=false", "--set",
+              "train.checkpoint_every=2", "--set", "model.prior_filters=16", "--epochs", "1",
+              "--set", "train.prior_epochs=2", "--deterministic"]
+STAGE_STEPS = 4  # 512 sample images, 5% held out, batch 128
+
+
+def test_a_two_stage_run_killed_in_its_second_stage_resumes_there_bit_identical(tmp_path):
+    def command(run):
+        return [sys.executable, str(REPO / "train.py"), *TWO_STAGES, "--run-dir", str(run)]
+
+    reference = subprocess.run(command(tmp_path / "reference"), cwd=REPO, env=ENV,
+                               capture_output=True, text=True, timeout=600)
+    assert reference.returncode == 0, reference.stderr
+    killed = tmp_path / "killed"
+    code, _ = signal_after_checkpoint(command(killed), killed, signal.SIGKILL, STAGE_STEPS + 2)
+    assert code == -signal.SIGKILL
+    newest = state(checkpoints(killed)[-1])
+    assert STAGE_STEPS < newest["global_step"] < 3 * STAGE_STEPS  # killed in the prior's stage
+    resumed = subprocess.run(command(killed), cwd=REPO, env=ENV, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "stage 1 of 2" not in resumed.stdout and "stage 2 of 2: prior" in resumed.stdout
+    final, expected = checkpoints(killed)[-1], checkpoints(tmp_path / "reference")[-1]
+    assert final.name == expected.name == f"step-{3 * STAGE_STEPS:09d}"
+    ours, theirs = weights(final), weights(expected)
+    assert sorted(ours) == sorted(theirs) and len(ours) > 10
+    for name in theirs:
+        np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+    for run in (killed, tmp_path / "reference"):  # each stage's own history, epochs numbered on
+        assert [r.split(",")[0] for r in (run / "history.csv").read_text().splitlines()[1:]] \
+            == ["0"]
+        assert [r.split(",")[0] for r in
+                (run / "history-prior.csv").read_text().splitlines()[1:]] == ["1", "2"]
+        assert (run / "checkpoints/best-prior.keras").is_file()
+        assert (run / "tensorboard/prior/train").is_dir()
+    metrics = json.loads((killed / "metrics.json").read_text())
+    assert metrics["stages"]["prior"]["epochs"] == 2 and "perplexity" in metrics["test"]

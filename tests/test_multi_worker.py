@@ -37,7 +37,9 @@ def fingerprint(output):
 @pytest.mark.parametrize("model_args", [
     ["--model", "conv_vae"],
     ["--model", "beta_vae", "--set", "model.capacity=true", "--set", "model.capacity_steps=8"],
-], ids=["conv_vae", "capacity_beta_vae"])
+    # Two optimizers, and a permutation of the codes drawn over the global batch (all-gathered).
+    ["--model", "factor_vae"],
+], ids=["conv_vae", "capacity_beta_vae", "factor_vae"])
 def test_two_workers_match_one_process_and_the_chief_writes_the_run(tmp_path, model_args):
     single = subprocess.run(
         [sys.executable, "train.py", *model_args, *SMALL, "--run-dir", str(tmp_path / "single")],

@@ -68,6 +68,7 @@ def test_train_writes_a_complete_run_folder(tmp_path):
     assert {"reconstructions", "prior_samples"} <= tags["images"] | tags["tensors"]
     assert {"test/iw_nll", "test/active_units", "evaluation/samples",
             "evaluation/traversals"} <= logged | tags["images"]
+    assert "_hparams_/session_start_info" in logged  # the run is an HParams dashboard session
 
     # The evaluation at the end of training: IW NLL, bits/dim, active units, pictures, projector.
     assert test["iw_samples"] == 100 and test["iw_examples"] == 256

@@ -10,11 +10,17 @@
       pictures/              PNGs of what the model learned
       tensorboard/           train/validation scalars, images/, evaluation/, the projector
 
+A model trained in stages (a learned prior after the autoencoder) keeps the files above for its
+first stage and, for each later stage NAME, `history-NAME.csv`, `checkpoints/best-NAME.keras` and
+`tensorboard/NAME/` (its train/validation/images runs); epochs are numbered through the stages,
+and the step checkpoints are shared (a checkpoint's epoch says which stage it is in).
+
 Under multi-worker training only the chief writes the real folder; every other worker writes the
 same files into a private temporary folder (`vae_zoo.distribute.write_dir`) that `cleanup()`
 removes, as TF's multi-worker guides do, so two processes never write the same file.
 """
 
+import copy
 import csv
 import json
 import os
@@ -43,6 +49,8 @@ class RunFolder:
     CHECKPOINTS = "checkpoints/steps"
     TENSORBOARD = "tensorboard"
     PICTURES = "pictures"
+
+    stage = None  # the name of a training stage after the first (`for_stage`)
 
     def __init__(self, path, cluster=None):
         from vae_zoo.distribute import write_dir
@@ -76,11 +84,16 @@ class RunFolder:
 
     @property
     def history_path(self):
-        return self.root / self.HISTORY
+        return self.root / self._staged(self.HISTORY)
 
     @property
     def best_checkpoint(self):
-        return self.root / self.BEST_CHECKPOINT
+        return self.root / self._staged(self.BEST_CHECKPOINT)
+
+    @property
+    def stage_tensorboard_dir(self):
+        """The TensorBoard folder of the stage's training curves (a subfolder after the first)."""
+        return self.tensorboard_dir / self.stage if self.stage else self.tensorboard_dir
 
     @property
     def checkpoints_dir(self):
@@ -97,6 +110,20 @@ class RunFolder:
     def create(self):
         self.root.mkdir(parents=True, exist_ok=True)
         return self
+
+    def for_stage(self, name):
+        """This run folder for a training stage after the first, named `name`: its own history
+        (`history-NAME.csv`), best checkpoint (`checkpoints/best-NAME.keras`) and TensorBoard
+        runs (`tensorboard/NAME/`); None: the first stage's files."""
+        staged = copy.copy(self)
+        staged.stage = name
+        return staged
+
+    def _staged(self, filename):
+        if not self.stage:
+            return filename
+        stem, dot, suffix = filename.rpartition(".")
+        return f"{stem}-{self.stage}{dot}{suffix}"
 
     def for_worker(self, cluster):
         """This run folder as the worker `cluster` (None: one process) writes it."""

@@ -32,7 +32,8 @@ def test_disentanglement_scores_go_to_metrics_json_and_tensorboard(tmp_path):
                    "--set", "eval.iw_examples=16", "--set", "eval.pictures=false")
     assert result.returncode == 0, result.stderr
     # Reduced sizes (200 points a metric instead of 5,000-10,000) keep this to seconds.
-    result = evaluate(str(run), *QUICK, "--disentanglement", "--disentanglement-points", "200")
+    result = evaluate(str(run), "-k", "2", "--examples", "16", "--disentanglement",
+                      "--disentanglement-points", "200")
     assert result.returncode == 0, result.stderr
     assert "disentanglement: beta_vae " in result.stdout
     metrics = json.loads((run / "metrics.json").read_text())
@@ -46,7 +47,11 @@ def test_disentanglement_scores_go_to_metrics_json_and_tensorboard(tmp_path):
     assert scores["beta_vae"]["eval_accuracy"] > 0.3  # a trained code beats chance (0.2)
     tags = event_tags(run / "tensorboard")["scalars"] | event_tags(run / "tensorboard")["tensors"]
     assert {"disentanglement/mig", "disentanglement/dci_completeness",
-            "disentanglement/sap"} <= tags
+            "disentanglement/sap", "disentanglement/dci_importance",
+            "disentanglement/factor_traversals"} <= tags
+    assert {"pictures/dci_importance.png", "pictures/factor_traversals.png",
+            "pictures/samples.png"} <= set(metrics["pictures"])
+    assert all((run / path).is_file() for path in metrics["pictures"])
 
     other = tmp_path / "no_factors"
     shutil.copytree(run, other)

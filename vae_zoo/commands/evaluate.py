@@ -78,6 +78,9 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
         log(f"scoring disentanglement against the factors of {data.source}")
         scores = report.score_model(model, data.ground_truth, disentanglement_points)
         report.write_scalars(run, scores, step=config.train.epochs)
+        if draw:
+            metrics["pictures"] = sorted({*metrics["pictures"], *report.draw_pictures(
+                model, data.ground_truth, scores, run, step=config.train.epochs)})
         metrics["disentanglement"] = {**scores, "num_points": disentanglement_points}
     run.write_metrics(metrics)
     return metrics

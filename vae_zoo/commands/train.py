@@ -50,6 +50,10 @@ def build_parser():
                                                "multi_worker"],
                         help="auto: multi_worker when TF_CONFIG or Slurm name several workers, "
                         "mirrored over several GPUs, default otherwise")
+    parser.add_argument(
+        "--from-preset", metavar="PRESET",
+        help="fine-tune a preset (a name, a preset folder or hf://user/name): start from its "
+        "config and its weights; every other flag overrides the config (e.g. --dataset)")
     parser.add_argument("--run-dir", help="run folder (default runs/<model>, numbered if taken)")
     parser.add_argument(
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -95,8 +99,12 @@ def resolve(args):
     model_name = args.model or DEFAULT_MODEL
     run = RunFolder(args.run_dir) if args.run_dir else None
     if not args.resume:
-        raw = apply_overrides(load_zoo_config(model_name), overrides)
-        config = RunConfig.from_dict(raw, source=f"zoo_configs/{model_name}.yaml")
+        if args.from_preset:
+            base, source = preset_config(args.from_preset, args.model)
+            model_name = base["model"]["name"]
+        else:
+            base, source = load_zoo_config(model_name), f"zoo_configs/{model_name}.yaml"
+        config = RunConfig.from_dict(apply_overrides(base, overrides), source=source)
         run = RunFolder(args.run_dir) if args.run_dir else RunFolder.default(model_name)
         if run.holds_run(config.to_dict()):  # the same command again: a restarted job
             args.resume = True
@@ -104,6 +112,8 @@ def resolve(args):
             run.check_new(config.to_dict())
             return config, run
 
+    if args.from_preset:
+        overrides = overrides + [f"train.from_preset={args.from_preset}"]
     if run is None:
         run = RunFolder.latest(model_name)
     try:
@@ -125,6 +135,23 @@ def resolve(args):
             f"(asked to change {'; '.join(changed)})"
         )
     return config, run
+
+
+def preset_config(preset, model=None):
+    """`(config dict, source)` to fine-tune `preset` from: its run config, starting from its
+    weights (`train.from_preset`)."""
+    from vae_zoo.presets import resolve_preset
+
+    folder = resolve_preset(preset)
+    config = folder.read_config()
+    if config is None:
+        raise UserInputError(f"preset {preset} has no {folder.CONFIG}: it was saved without a run "
+                             "config and cannot be fine-tuned with train.py")
+    if model and model != config["model"]["name"]:
+        raise UserInputError(f"--from-preset {preset} is a {config['model']['name']} model, "
+                             f"not --model {model}; leave out --model")
+    config.setdefault("train", {})["from_preset"] = preset
+    return config, f"{preset}/{folder.CONFIG}"
 
 
 def main(argv=None):

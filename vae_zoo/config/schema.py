@@ -121,13 +121,20 @@ class TrainConfig:
     which an interrupted run resumes exactly. `deterministic` turns on TensorFlow's op
     determinism, so that a resumed run ends with bit-identical weights (slower on some ops).
     `cluster_timeout` bounds how long a multi-worker run waits for all of its workers to start.
+    `from_preset` names a preset (`vae_zoo.list_presets()`, a preset folder or `hf://user/name`)
+    whose weights the model starts from (fine-tuning; `train.py --from-preset`).
 
     `precision` is the Keras dtype policy of the hidden layers: `mixed_bfloat16` for CPUs with
     AVX512-BF16 or AMX and for TPUs and Ampere+ GPUs, `mixed_float16` (with loss scaling) for
     older GPUs. The latent head, p(x|z) and the loss are float32 in every mode.
+
+    A model that trains in two stages (`Capabilities.stages`: a learned prior after the
+    autoencoder) trains `epochs` epochs of the first and then `prior_epochs` of the second, in
+    the same run; other models ignore `prior_epochs`.
     """
 
     epochs: int = 30
+    prior_epochs: int = 10
     learning_rate: float = 1e-3
     seed: int = 0
     strategy: str = "auto"
@@ -137,10 +144,13 @@ class TrainConfig:
     checkpoint_every: int | None = 500
     deterministic: bool = False
     cluster_timeout: float = 300.0
+    from_preset: str | None = None
 
     def validate(self):
         if self.epochs < 1:
             raise UserInputError(f"train.epochs must be >= 1, got {self.epochs}")
+        if self.prior_epochs < 1:
+            raise UserInputError(f"train.prior_epochs must be >= 1, got {self.prior_epochs}")
         if not self.learning_rate > 0:
             raise UserInputError(f"train.learning_rate must be > 0, got {self.learning_rate}")
         if self.strategy not in STRATEGIES:

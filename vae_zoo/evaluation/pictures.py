@@ -19,6 +19,12 @@ def sample_grid(model, num_samples=64, seed=0):
     return image_grid(_numpy(model.sample(num_samples, seed=seed)))
 
 
+def family_grids(model):
+    """The pictures only the model's family draws (`ZooModel.family_pictures`), as grids."""
+    return {name: image_grid(images, columns=columns)
+            for name, (images, columns) in model.family_pictures().items()}
+
+
 def reconstructions(model, images):
     return reconstruction_grid(images, _numpy(model.reconstruct(images)))
 

@@ -26,6 +26,7 @@ def draw_pictures(model, batches, run, writer, step):
         "traversals": pictures.traversal_grid(model, images[0]),
         "interpolations": pictures.interpolation_grid(
             model, [(images[2 * i], images[2 * i + 1]) for i in range(min(6, len(images) // 2))]),
+        **pictures.family_grids(model),
     }
     if codes.ndim == 2 and codes.shape[1] == 2:
         drawn["manifold"] = pictures.manifold_grid(model)
@@ -47,6 +48,33 @@ def write_scalars(writer, results, step):
         for key, value in results.items():
             if isinstance(value, (int, float)):
                 tf.summary.scalar(f"test/{key}", value)
+    writer.flush()
+
+
+def flat_hyperparameters(config, prefix=""):
+    """A run's config as `{"model.latent_dim": 16, ...}`: the values TensorBoard's HParams
+    dashboard takes (bool, int, float, str); lists and None become strings."""
+    flat = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flat_hyperparameters(value, f"{name}."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def write_hparams(run, config):
+    """Makes the run one session of TensorBoard's HParams dashboard, so that `tensorboard
+    --logdir runs/` tables every run's hyper-parameters beside its metrics (the dashboard finds
+    the `test/...` scalars of `evaluation` and the epoch scalars below the session's folder)."""
+    from tensorboard.plugins.hparams import api as hp
+
+    writer = tf.summary.create_file_writer(str(run.tensorboard_dir))
+    with writer.as_default():
+        hp.hparams(flat_hyperparameters(config), trial_id=run.path.name)
     writer.flush()
 
 
@@ -74,6 +102,12 @@ def summary(results):
     if "iw_nll" in results:
         parts.append(f"IW NLL {results['iw_nll']:.2f} nats (k={results['iw_samples']}, "
                      f"{results['iw_examples']} images, {results['iw_bits_per_dim']:.4f} bits/dim)")
+    if "perplexity" in results:
+        parts.append(f"reconstruction {results['reconstruction']:.2f} nats; codebook perplexity "
+                     f"{results['perplexity']:.1f} of {results['num_codes']} codes, "
+                     f"{results['dead_codes']} dead")
+    if "prior_nll" in results:
+        parts.append(f"prior NLL {results['prior_nll']:.2f} nats per code grid")
     parts.append(f"reconstruction MSE {results['reconstruction_mse']:.4f}")
     parts.append(f"active units {results['active_units']}/{results['latent_dim']}")
     return "; ".join(parts)

@@ -6,6 +6,7 @@ The signatures are the model's own serving endpoints (`ZooModel.serving_endpoint
 from vae_zoo.export.saved_model import as_float32
 from vae_zoo.export.saved_model import export_saved_model
 from vae_zoo.export.saved_model import next_version
+from vae_zoo.export.tflite import CODE_AGREEMENT
 from vae_zoo.export.tflite import QUANTIZATIONS
 from vae_zoo.export.tflite import TOLERANCES
 from vae_zoo.export.tflite import calibration_inputs

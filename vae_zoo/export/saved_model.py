@@ -44,8 +44,9 @@ def export_saved_model(model, model_dir, version=None):
         raise FileExistsError(f"{target} exists already; versions are never overwritten")
 
     model = as_float32(model)
+    # Not `archive.track(model)`: that would also write the variables no endpoint uses (a
+    # training-only discriminator, the step counter). The archive keeps what the endpoints read.
     archive = keras.export.ExportArchive()
-    archive.track(model)
     for name, (function, input_signature) in model.serving_endpoints().items():
         archive.add_endpoint(name, function, input_signature=input_signature)
     tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-"))

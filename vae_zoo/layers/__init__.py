@@ -7,3 +7,4 @@ from vae_zoo.layers.likelihoods import BernoulliLikelihood
 from vae_zoo.layers.likelihoods import GaussianLikelihood
 from vae_zoo.layers.likelihoods import get_likelihood
 from vae_zoo.layers.sampling import Sampling
+from vae_zoo.layers.vector_quantizer import VectorQuantizer

@@ -33,13 +33,16 @@ class Capabilities:
             (minibatch estimators): replicas then see different objectives than one device.
         has_density: `log_importance_weights` is defined, so the ELBO and the IW NLL apply.
         stages: how many training stages one `train.py` run goes through (a learned prior
-            trained after the autoencoder is a second stage).
+            trained after the autoencoder is a second stage): see `ZooModel.begin_stage`.
+        discrete_codes: `codes(x)` gives integer codes in [0, `num_codes`) (a codebook), so
+            codebook usage applies.
     """
 
     conditional: bool = False
     batch_dependent_objective: bool = False
     has_density: bool = True
     stages: int = 1
+    discrete_codes: bool = False
 
 
 class ZooModel(keras.Model):
@@ -55,6 +58,13 @@ class ZooModel(keras.Model):
     Subclasses implement the probability interface below and list their data arguments (taken
     from the dataset's `DataSpec`, never from a config) in `data_arguments`.
 
+    A model with `capabilities.stages > 1` trains in stages, one after the other (the trainer
+    calls `begin_stage`): each stage has its own objective and tracked terms
+    (`stage_metric_names`), and a fresh optimizer over all trainable weights. The weights a stage
+    does not train get zero gradients, so Adam, whose moments start at zero, leaves them exactly
+    as they are: a frozen stage stays frozen, and every stage's optimizer has the same variables,
+    which a checkpoint restores whatever the stage.
+
     Args:
         image_shape: tuple of ints. Shape of one input `x`.
         **kwargs: `keras.Model` arguments (`name`, `dtype`).
@@ -62,7 +72,10 @@ class ZooModel(keras.Model):
 
     capabilities = Capabilities()
     data_arguments = ("image_shape",)
-    metric_names = ()  # per-example terms tracked beside "loss"
+    metric_names = ()  # per-example terms tracked beside "loss" (in the first stage)
+    stage_names = ("model",)  # one name per training stage, for logs and files
+    stage_metric_names = {}  # {stage: terms tracked beside "loss"} for the stages after the first
+    stage = 0  # the stage that `train_step` trains (`begin_stage`)
     seed = 0  # the run's seed, set by the trainer; with `steps_trained` it seeds training noise
 
     def __init__(self, image_shape, **kwargs):
@@ -72,9 +85,9 @@ class ZooModel(keras.Model):
             shape=(), dtype="int64", initializer="zeros", trainable=False, name="steps_trained",
             aggregation="only_first_replica",
         )
-        self.term_trackers = {
-            name: keras.metrics.Mean(name=name) for name in ("loss", *self.metric_names)
-        }
+        names = dict.fromkeys(("loss", *self.metric_names,
+                               *(n for names in self.stage_metric_names.values() for n in names)))
+        self.term_trackers = {name: keras.metrics.Mean(name=name) for name in names}
 
     @classmethod
     def from_data_spec(cls, spec, **kwargs):
@@ -95,6 +108,26 @@ class ZooModel(keras.Model):
             return batch
         return {"x": data}
 
+    # --- Training stages ---------------------------------------------------------------------
+
+    def begin_stage(self, stage):
+        """Makes the following steps train stage `stage` (0-based) and track its terms.
+
+        Step functions traced for another stage are dropped; the caller compiles a fresh
+        optimizer when the stage starts (not when it resumes from a checkpoint).
+        """
+        if not 0 <= stage < self.capabilities.stages:
+            raise ValueError(f"{type(self).__name__} has {self.capabilities.stages} stage(s), "
+                             f"not a stage {stage}")
+        self.stage = int(stage)
+        self.train_function = self.test_function = self.predict_function = None
+
+    def tracked_terms(self):
+        """The per-example terms the current stage tracks: "loss" first."""
+        if self.stage == 0:
+            return ("loss", *self.metric_names)
+        return ("loss", *self.stage_metric_names[self.stage])
+
     # --- The objective and the training step ------------------------------------------------
 
     def loss_terms(self, batch, outputs):
@@ -110,8 +143,8 @@ class ZooModel(keras.Model):
             regularization = tf.add_n(self.losses)
             loss += tf.nn.scale_regularization_loss(regularization)
             terms = {**terms, "loss": per_example + regularization}
-        for name, tracker in self.term_trackers.items():
-            tracker.update_state(terms[name])
+        for name in self.tracked_terms():
+            self.term_trackers[name].update_state(terms[name])
         return loss
 
     def train_step(self, data):
@@ -121,7 +154,10 @@ class ZooModel(keras.Model):
             loss = self.compute_loss(x=batch, y_pred=outputs)
             scaled = self.optimizer.scale_loss(loss)
         variables = self.trainable_weights
-        self.optimizer.apply(tape.gradient(scaled, variables), variables)
+        # Zero, not None, for the weights this stage does not train (see the class docstring).
+        gradients = [tf.zeros(v.shape, v.dtype) if g is None else g
+                     for g, v in zip(tape.gradient(scaled, variables), variables)]
+        self.optimizer.apply(gradients, variables)
         self.steps_trained.assign_add(1)
         return self.get_metrics_result()
 
@@ -132,7 +168,7 @@ class ZooModel(keras.Model):
 
     @property
     def metrics(self):
-        return list(self.term_trackers.values())
+        return [self.term_trackers[name] for name in self.tracked_terms()]
 
     def noise_seed(self, stream=0):
         """A stateless seed for the training noise of this step: `(seed, step * 16 + stream)`.
@@ -147,6 +183,45 @@ class ZooModel(keras.Model):
     def make_optimizers(self, learning_rate):
         """`compile` arguments holding every optimizer the model's step uses."""
         return {"optimizer": keras.optimizers.Adam(learning_rate)}
+
+    def optimizer_variables(self):
+        """`{name: variables}`: every optimizer of the step by its `compile` argument (an
+        attribute of the model after `compile`) and the variables it trains. A model with a
+        second optimizer (a discriminator's) names it here and in `make_optimizers`."""
+        return {"optimizer": self.trainable_variables}
+
+    def build_optimizers(self):
+        """Creates every optimizer's state, so that a checkpoint's or `.keras` file's loads."""
+        for name, variables in self.optimizer_variables().items():
+            optimizer = getattr(self, name, None)
+            if optimizer is not None and not optimizer.built:
+                optimizer.build(variables)
+
+    def compile(self, optimizer="rmsprop", **kwargs):
+        """Keras' `compile`, plus the step's other optimizers (`optimizer_variables` names them):
+        each becomes an attribute of the model, so `.keras` files and step checkpoints hold its
+        state beside the first one's (the Keras GAN examples' pattern), and each is wrapped for
+        loss scaling under `mixed_float16` as Keras wraps the first."""
+        others = {name: kwargs.pop(name, None) for name in self.optimizer_variables()
+                  if name != "optimizer"}
+        super().compile(optimizer=optimizer, **kwargs)
+        for name, other in others.items():
+            if other is None:
+                raise ValueError(f"{type(self).__name__}.compile needs `{name}` too "
+                                 f"(`make_optimizers` returns every optimizer)")
+            other = keras.optimizers.get(other)
+            if (kwargs.get("auto_scale_loss", True) and self.dtype_policy.name == "mixed_float16"
+                    and not isinstance(other, keras.optimizers.LossScaleOptimizer)):
+                other = keras.optimizers.LossScaleOptimizer(other, name=f"{name}_loss_scale")
+            setattr(self, name, other)
+        self._compile_config.config.update(others)
+
+    def compile_from_config(self, config):
+        """Compiles a loaded model with every optimizer and builds them all, so that a `.keras`
+        file's optimizer states load into them (Keras skips models with their own `compile`)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.build_optimizers()
 
     def schedule_values(self):
         """Scalars of the objective worth logging each epoch (beta, capacity, ...)."""
@@ -186,6 +261,11 @@ class ZooModel(keras.Model):
         """
         raise NotImplementedError
 
+    def family_pictures(self):
+        """Pictures only this family can draw, beside the ones every model gets (samples,
+        reconstructions, traversals): `{name: (images (n, *image_shape) in [0, 1], columns)}`."""
+        return {}
+
     @property
     def continuous_observations(self):
         """True when p(x|z) is a density on pixels (not a probability of binary pixels)."""
@@ -222,6 +302,12 @@ class ZooModel(keras.Model):
             "decode": (decode, [self.latent_spec()]),
             "sample": (sample, [n_spec]),
         }
+
+    def tflite_exclusions(self, quantize):
+        """`{signature: reason}`: deterministic endpoints left out of the TFLite file of the
+        `quantize` mode because they do not hold their tolerance there (random endpoints are
+        never in int8 files: random ops cannot be calibrated)."""
+        return {}
 
     def endpoint_examples(self, images):
         """`{endpoint: {input name: array}}`: example inputs of every endpoint built from real

@@ -26,10 +26,7 @@ def build_conv_encoder(image_shape, filters=(32, 64), hidden_units=(256,), kerne
     """Stride-2 convolutions, then dense layers. Any height and width (odd sizes round up)."""
     _check_image_shape(image_shape, filters)
     x = keras.Input(shape=tuple(image_shape), name="x")
-    h = x
-    for i, f in enumerate(filters):
-        h = keras.layers.Conv2D(f, name=f"conv_{i}", **_stride_2(kernel_size, dtype))(h)
-    h = keras.layers.Flatten(dtype=dtype)(h)
+    h = keras.layers.Flatten(dtype=dtype)(_downsample(x, filters, kernel_size, dtype))
     for i, units in enumerate(hidden_units):
         h = keras.layers.Dense(units, activation="relu", dtype=dtype, name=f"dense_{i}")(h)
     return keras.Model(x, h, name="encoder_network")
@@ -48,9 +45,7 @@ def build_conv_decoder(
     third less time in oneDNN on CPU (`benchmarks/output_layer.py`).
     """
     _check_image_shape(image_shape, filters)
-    height, width, channels = image_shape
-    stride = 2 ** len(filters)
-    h0, w0 = math.ceil(height / stride), math.ceil(width / stride)
+    h0, w0 = grid_shape(image_shape, filters)
 
     z = keras.Input(shape=(latent_dim,), name="z")
     h = z
@@ -60,18 +55,57 @@ def build_conv_decoder(
         h0 * w0 * filters[-1], activation="relu", dtype=dtype, name="project"
     )(h)
     h = keras.layers.Reshape((h0, w0, filters[-1]), dtype=dtype)(h)
+    return keras.Model(z, _upsample(h, image_shape, filters, kernel_size, dtype), name="decoder")
+
+
+def grid_shape(image_shape, filters):
+    """`(height, width)` of the feature grid after the stride-2 layers (odd sizes round up)."""
+    stride = 2 ** len(filters)
+    return math.ceil(image_shape[0] / stride), math.ceil(image_shape[1] / stride)
+
+
+def _downsample(h, filters, kernel_size, dtype):
+    for i, f in enumerate(filters):
+        h = keras.layers.Conv2D(f, name=f"conv_{i}", **_stride_2(kernel_size, dtype))(h)
+    return h
+
+
+def _upsample(h, image_shape, filters, kernel_size, dtype):
+    """Stride-2 transposed convolutions from the grid to the image, cropped back to its size,
+    then p(x|z)'s parameters in float32."""
+    height, width, channels = image_shape
     for i, f in enumerate(reversed(filters)):
         h = keras.layers.Conv2DTranspose(f, name=f"deconv_{i}", **_stride_2(kernel_size, dtype))(h)
     params = keras.layers.Conv2DTranspose(
         channels, kernel_size, padding="same", dtype=dtype, name="output"
     )(h)
-    extra_h, extra_w = h0 * stride - height, w0 * stride - width
+    extra_h, extra_w = h.shape[1] - height, h.shape[2] - width  # the upsampled grid's excess
     if extra_h or extra_w:
         params = keras.layers.Cropping2D(
             ((extra_h // 2, extra_h - extra_h // 2), (extra_w // 2, extra_w - extra_w // 2)),
             dtype=dtype,
         )(params)
-    return keras.Model(z, float32_params(params), name="decoder")
+    return float32_params(params)
+
+
+def build_conv_grid_encoder(image_shape, code_dim, filters=(32, 64), kernel_size=3, dtype=None):
+    """Stride-2 convolutions to a grid of `code_dim`-vectors (a 1x1 convolution, no activation):
+    x -> `(*grid_shape, code_dim)`, for models whose code is a grid (vector quantisation)."""
+    _check_image_shape(image_shape, filters)
+    x = keras.Input(shape=tuple(image_shape), name="x")
+    h = _downsample(x, filters, kernel_size, dtype)
+    grid = keras.layers.Conv2D(code_dim, 1, dtype=dtype, name="to_code")(h)
+    return keras.Model(x, grid, name="grid_encoder")
+
+
+def build_conv_grid_decoder(image_shape, code_dim, filters=(32, 64), kernel_size=3, dtype=None):
+    """The grid encoder's mirror: `(*grid_shape, code_dim)` -> parameters of p(x|z)."""
+    _check_image_shape(image_shape, filters)
+    grid = keras.Input(shape=(*grid_shape(image_shape, filters), code_dim), name="z")
+    h = keras.layers.Conv2D(filters[-1], kernel_size, padding="same", activation="relu",
+                            dtype=dtype, name="from_code")(grid)
+    return keras.Model(grid, _upsample(h, image_shape, filters, kernel_size, dtype),
+                       name="grid_decoder")
 
 
 register_network("conv", build_conv_encoder, build_conv_decoder)

@@ -23,7 +23,8 @@ class ScheduleLogger(keras.callbacks.Callback):
 
 
 class ImageSummaries(keras.callbacks.Callback):
-    """Writes to TensorBoard, every `every` epochs: inputs beside reconstructions, prior samples.
+    """Writes to TensorBoard, every `every` epochs: inputs beside reconstructions, prior samples,
+    and the pictures of the model's family (class rows of a conditional model, pseudo-inputs).
 
     The inputs and the prior noise are fixed at construction, so epochs compare like with like.
 
@@ -55,8 +56,10 @@ class ImageSummaries(keras.callbacks.Callback):
             )
             tf.summary.image(
                 "prior_samples", pictures.sample_grid(self.model, self.num_samples, self.seed)[None],
-                description="Means of p(x|z) for fixed z ~ N(0, I).",
+                description="Means of p(x|z) for fixed draws z ~ p(z), the model's prior.",
             )
+            for name, picture in pictures.family_grids(self.model).items():
+                tf.summary.image(name, picture[None])
         self.writer.flush()
 
 

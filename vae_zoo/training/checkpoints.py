@@ -78,7 +78,6 @@ def latest_checkpoint(folder):
 
 
 def restore(model, path):
-    """Loads a checkpoint's weights, optimizer state and step counter into `model`."""
-    if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
+    """Loads a checkpoint's weights, every optimizer's state and the step counter into `model`."""
+    model.build_optimizers()
     model.load_weights(Path(path) / WEIGHTS)

@@ -23,6 +23,7 @@ from vae_zoo.distribute import wants_multi_worker
 from vae_zoo.errors import UserInputError
 from vae_zoo.evaluation import EvalSettings
 from vae_zoo.evaluation.report import evaluate_and_report
+from vae_zoo.evaluation.report import write_hparams
 from vae_zoo.run_folder import RunFolder
 from vae_zoo.training.callbacks import GracefulInterrupt
 from vae_zoo.training.callbacks import ImageSummaries
@@ -78,7 +79,8 @@ def cluster_watchdog(seconds):
 
 
 def prepare(config):
-    """Loads the data and builds and compiles the model: everything that can fail on bad input.
+    """Loads the data and builds and compiles the model (from a preset's weights when
+    `train.from_preset` names one): everything that can fail on bad input.
 
     Nothing is written to disk here, so a config that cannot work leaves no half-made run behind.
     Returns `(data, model, strategy)`.
@@ -96,6 +98,10 @@ def prepare(config):
         model = config.model.build(data.spec, precision=config.train.precision)
         model.seed = config.train.seed
         model.compile(**model.make_optimizers(config.train.learning_rate))
+        if config.train.from_preset:
+            from vae_zoo.presets import resolve_preset
+
+            resolve_preset(config.train.from_preset).load_weights_into(model, data.image_shape)
     return data, model, strategy
 
 
@@ -137,7 +143,8 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
     steps_per_epoch = math.ceil(data.sizes["train"] / config.data.batch_size)
     preview = images_of(batches["validation"], 16)
 
-    loop = TrainingLoop(model, strategy, jit_compile=resolve_jit_compile(config.train.jit_compile))
+    jit_compile = resolve_jit_compile(config.train.jit_compile)
+    ends = stage_ends(model, config.train)
     initial_epoch = initial_step = 0
     run.create()
     if resume:
@@ -151,46 +158,41 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
                 raise UserInputError(f"{path} does not fit this model: {e}") from None
             initial_epoch, initial_step = state["epoch"], state["step"]
             log(f"resuming from {path.name}: epoch {initial_epoch + 1}, batch {initial_step}")
-        run.truncate_history(initial_epoch)
+        for stage in range(len(ends)):
+            stage_folder(run, model, stage).truncate_history(initial_epoch)
     else:
         run.write_config(config.to_dict())
-    best_so_far = run.best_epoch()
-    tensorboard_dir = str(run.tensorboard_dir)
-    checkpoint = StepCheckpoint(run.checkpoints_dir, loop, every=config.train.checkpoint_every)
-    interrupt = GracefulInterrupt()
-    callbacks = [
-        interrupt,  # first, so that an interrupted epoch's end is not recorded as complete
-        ScheduleLogger(),
-        checkpoint,  # before the loggers: a kill between them repeats a row, never loses one
-        keras.callbacks.ModelCheckpoint(
-            str(run.best_checkpoint), monitor="val_loss", save_best_only=True,
-            initial_value_threshold=best_so_far[1] if best_so_far else None,
-        ),
-        keras.callbacks.CSVLogger(str(run.history_path), append=resume),
-        keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False, profile_batch=0),
-        ImageSummaries(tensorboard_dir, preview, every=config.train.image_every, seed=seed),
-    ]
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     if not run.is_chief:
         verbose = 0
 
     start = time.perf_counter()
-    try:
-        history = loop.fit(train_batches, config.train.epochs, steps_per_epoch,
-                           validation_data=batches["validation"], callbacks=callbacks,
-                           verbose=verbose, initial_epoch=initial_epoch, initial_step=initial_step)
-    except (StopRequested, KeyboardInterrupt) as e:
-        interrupt.restore()
-        checkpoint.save()
-        raise TrainingInterrupted(run.path, loop.epoch, loop.step,
-                                  getattr(e, "signum", signal.SIGINT)) from None
+    epochs_run = 0
+    for stage, end in enumerate(ends):
+        first = ends[stage - 1] if stage else 0
+        if initial_epoch >= end:
+            continue  # a resumed run: this stage is done, the checkpoint holds its weights
+        if len(ends) > 1:
+            model.begin_stage(stage)
+            log(f"stage {stage + 1} of {len(ends)}: {model.stage_names[stage]}, epochs "
+                f"{first + 1} to {end}")
+        if stage and (initial_epoch, initial_step) == (first, 0):  # starts now, not resumed
+            start_stage(model, stage_folder(run, model, stage - 1), strategy,
+                        config.train.learning_rate)
+        loop = TrainingLoop(model, strategy, jit_compile=jit_compile)
+        epochs_run += _fit_stage(config, stage_folder(run, model, stage), loop, train_batches,
+                                 steps_per_epoch, batches["validation"], preview, end, verbose,
+                                 max(initial_epoch, first), initial_step, resume)
+        initial_epoch, initial_step = end, 0
     seconds = time.perf_counter() - start
-    epochs_run = len(history.epoch)
 
+    run = stage_folder(run, model, len(ends) - 1)  # the last stage's best weights are the model
     best = run.best_epoch()
     if run.best_checkpoint.is_file():
         model.load_weights(run.best_checkpoint)
+    if len(ends) > 1:
+        model.begin_stage(0)  # evaluation reports the first stage's terms, as a loaded model does
     run.save_model(model)  # every worker: saving a distributed model takes all of them
     log(f"final weights: {weights_fingerprint(model)} (sha256 of the trained weights, "
         f"best epoch's weights after loading)")
@@ -205,8 +207,9 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
         f"(importance-weighted NLL with k={config.eval.iw_samples})")
     settings = EvalSettings(iw_samples=config.eval.iw_samples, iw_examples=config.eval.iw_examples,
                             progress=verbose == 1, num_examples=data.sizes.get("test"))
-    test, drawn = evaluate_and_report(model, batches["test"], run, step=config.train.epochs,
+    test, drawn = evaluate_and_report(model, batches["test"], run, step=ends[-1],
                                       settings=settings, draw=config.eval.pictures)
+    write_hparams(run, config.to_dict())
     metrics = {
         "model": config.model.name,
         "dataset": data.source,
@@ -218,9 +221,82 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
         "train_seconds": round(seconds, 2),
         "train_images_per_second": round(epochs_run * data.sizes["train"] / seconds, 1)
         if epochs_run else None,
+        **({"stages": stage_summary(run, model, ends)} if len(ends) > 1 else {}),
         "test": test,
         "units": "nats per example (bits_per_dim: bits per pixel and channel)",
         "pictures": drawn,
     }
     run.write_metrics(metrics)
     return metrics
+
+
+def stage_ends(model, train_config):
+    """The epoch at which each training stage ends: `epochs`, then `+ prior_epochs`.
+
+    Epochs are numbered through the stages, so a checkpoint's epoch says which stage it is in.
+    """
+    ends = [train_config.epochs, train_config.epochs + train_config.prior_epochs]
+    return ends[: model.capabilities.stages]
+
+
+def stage_folder(run, model, stage):
+    """The run folder as stage `stage` writes it (the first stage: the run folder itself)."""
+    return run.for_stage(model.stage_names[stage] if stage else None)
+
+
+def start_stage(model, previous, strategy, learning_rate):
+    """Starts a stage after the first: from the previous stage's best weights (the step counter
+    goes on: checkpoints are numbered by it), with a fresh optimizer over all trainable weights."""
+    steps = model.steps_trained.numpy()
+    if previous.best_checkpoint.is_file():
+        model.load_weights(previous.best_checkpoint)
+    model.steps_trained.assign(steps)
+    with strategy.scope():
+        model.compile(**model.make_optimizers(learning_rate))
+        model.optimizer.build(model.trainable_variables)
+
+
+def stage_summary(run, model, ends):
+    """`{stage name: {epochs, best_epoch, best_val_loss}}` for metrics.json."""
+    summary = {}
+    for stage, end in enumerate(ends):
+        best = stage_folder(run, model, stage).best_epoch()
+        summary[model.stage_names[stage]] = {
+            "epochs": end - (ends[stage - 1] if stage else 0),
+            "best_epoch": best[0] if best else None,
+            "best_val_loss": best[1] if best else None}
+    return summary
+
+
+def _fit_stage(config, run, loop, train_batches, steps_per_epoch, validation, preview, end,
+               verbose, initial_epoch, initial_step, resume):
+    """Trains one stage to epoch `end` with its own history, best checkpoint and TensorBoard
+    runs; returns the epochs run. An interrupt saves a step checkpoint and raises
+    `TrainingInterrupted`."""
+    best_so_far = run.best_epoch()
+    tensorboard_dir = str(run.stage_tensorboard_dir)
+    checkpoint = StepCheckpoint(run.checkpoints_dir, loop, every=config.train.checkpoint_every)
+    interrupt = GracefulInterrupt()
+    callbacks = [
+        interrupt,  # first, so that an interrupted epoch's end is not recorded as complete
+        ScheduleLogger(),
+        checkpoint,  # before the loggers: a kill between them repeats a row, never loses one
+        keras.callbacks.ModelCheckpoint(
+            str(run.best_checkpoint), monitor="val_loss", save_best_only=True,
+            initial_value_threshold=best_so_far[1] if best_so_far else None,
+        ),
+        keras.callbacks.CSVLogger(str(run.history_path), append=resume),
+        keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False, profile_batch=0),
+        ImageSummaries(tensorboard_dir, preview, every=config.train.image_every,
+                       seed=config.train.seed),
+    ]
+    try:
+        history = loop.fit(train_batches, end, steps_per_epoch, validation_data=validation,
+                           callbacks=callbacks, verbose=verbose, initial_epoch=initial_epoch,
+                           initial_step=initial_step)
+    except (StopRequested, KeyboardInterrupt) as e:
+        interrupt.restore()
+        checkpoint.save()
+        raise TrainingInterrupted(run.path, loop.epoch, loop.step,
+                                  getattr(e, "signum", signal.SIGINT)) from None
+    return len(history.epoch)

@@ -32,6 +32,33 @@ def write_scalars(run, results, step):
     writer.flush()
 
 
+def draw_pictures(model, ground_truth, results, run, step):
+    """DCI's importance heat map and the labelled traversals: PNGs in the run's `pictures/` and
+    images in TensorBoard (`disentanglement/...` in the `evaluation` run). Returns their paths."""
+    import tensorflow as tf
+
+    from vae_zoo.evaluation.disentanglement import pictures
+
+    importance = results["dci"]["importance_matrix"]
+    names = ground_truth.factor_names
+    _, images = ground_truth.sample(1, np.random.default_rng(0))
+    folder = run.pictures_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    drawn = {
+        "dci_importance": pictures.importance_heatmap(
+            importance, names, folder / "dci_importance.png"),
+        "factor_traversals": pictures.factor_traversals(
+            model, np.asarray(images[0], np.float32), importance, names,
+            folder / "factor_traversals.png"),
+    }
+    writer = tf.summary.create_file_writer(str(run.tensorboard_dir / "evaluation"))
+    with writer.as_default(step=step):
+        for name, picture in drawn.items():
+            tf.summary.image(f"disentanglement/{name}", picture[None])
+    writer.flush()
+    return [f"{run.PICTURES}/{name}.png" for name in drawn]
+
+
 def summary(results):
     """One line of the headline scores, for the evaluate command to print."""
     return "disentanglement: " + ", ".join(

@@ -158,6 +158,12 @@ class CVAE(VAE):
         labels = self.cycling_labels(n) if labels is None else labels
         return self.decode(self.sample_latents(n, seed), labels)
 
+    def family_pictures(self, per_class=10, seed=0):
+        """`samples_by_class`: one row per label, `per_class` draws of z each."""
+        labels = tf.repeat(tf.range(self.num_classes), per_class)
+        images = self.sample(self.num_classes * per_class, seed=seed, labels=labels)
+        return {"samples_by_class": (keras.ops.convert_to_numpy(images), per_class)}
+
     def log_importance_weights(self, x, num_samples, labels=None):
         """`(k, batch)` log p(x|z_k, y) + log p(z_k) - log q(z_k|x, y); without labels each
         draw also draws y_k ~ p(y) = 1/K (which cancels in the weight), a bound on log p(x)."""

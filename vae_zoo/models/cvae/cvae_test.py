@@ -73,3 +73,14 @@ def test_labels_are_required_where_the_model_conditions(mnist_images):
 
 class TestCVAE(ZooModelChecks):
     model_name = "cvae"
+
+
+def test_the_class_picture_has_one_row_per_label():
+    model = small_cvae()
+    images, columns = model.family_pictures(per_class=4, seed=5)["samples_by_class"]
+    assert images.shape == (3 * 4, 28, 28, 1) and columns == 4
+    z = model.sample_latents(12, seed=5)
+    for label in range(3):
+        row = slice(4 * label, 4 * label + 4)
+        np.testing.assert_allclose(images[row], model.decode(z[row], np.full(4, label)).numpy(),
+                                   atol=1e-6)

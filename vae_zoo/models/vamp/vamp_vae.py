@@ -103,5 +103,10 @@ class VampVAE(VAE):
                        self.num_pseudo_inputs - 1)
         return tf.gather(means, k) + tf.exp(0.5 * tf.gather(log_vars, k)) * eps
 
+    def family_pictures(self, limit=100):
+        """`pseudo_inputs`: the learned u_k, whose posteriors make up the prior."""
+        images = keras.ops.convert_to_numpy(self.pseudo_inputs.images()[:limit])
+        return {"pseudo_inputs": (images, 10)}
+
     def get_config(self):
         return {**super().get_config(), "num_pseudo_inputs": self.num_pseudo_inputs}

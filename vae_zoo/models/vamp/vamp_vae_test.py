@@ -135,3 +135,13 @@ def test_exported_sample_signature_draws_from_the_mixture_in_tflite(tmp_path):
     standard = model.decode(tf.random.normal([2000, 2])).numpy()
     with np.testing.assert_raises(AssertionError):
         assert_same_distribution(standard, reference, "N(0, I) decoded")
+
+
+def test_the_pseudo_input_picture_shows_the_clipped_pseudo_inputs():
+    model = tiny_model()
+    model.pseudo_inputs.values.assign(
+        np.linspace(-1.0, 2.0, model.pseudo_inputs.values.shape.num_elements())
+        .reshape(model.pseudo_inputs.values.shape).astype("float32"))
+    images, columns = model.family_pictures()["pseudo_inputs"]
+    np.testing.assert_array_equal(images, np.clip(model.pseudo_inputs.values.numpy(), 0.0, 1.0))
+    assert columns == 10

@@ -1,0 +1,138 @@
+"""The disentanglement table: the zoo's disentangling models on dSprites, every metric of
+disentanglement_lib as mean ± sd over seeds, with training time.
+
+    python benchmarks/disentanglement.py                       # every row, 3 seeds
+    python benchmarks/disentanglement.py --rows beta_vae factor_vae --seeds 0
+    python benchmarks/disentanglement.py --table-only          # the table from finished runs
+
+Each run is `python train.py --model M --dataset dsprites` on a budget a 2-core machine affords
+(`--train-images` drawn from the grid, `--epochs` passes), then `python evaluate.py RUN
+--disentanglement` (metric sample sizes capped at `--points`; None keeps disentanglement_lib's
+10,000/5,000). Both commands are printed and tabled. Every row uses the same conv network and
+latent size (10, as in disentanglement_lib's study), so rows differ only by their objective.
+Finished runs with unchanged commands are reused (`--fresh` trains again). Writes
+benchmarks/results/disentanglement.{md,json}; runs go to benchmarks/runs/disentanglement/.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds the repo's packages
+
+from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import finished  # noqa: E402
+from benchmarks.common import mean_sd  # noqa: E402
+from benchmarks.common import run_commands  # noqa: E402
+from benchmarks.common import shown  # noqa: E402
+from benchmarks.common import write_results  # noqa: E402
+
+RUNS = ROOT / "benchmarks" / "runs" / "disentanglement"
+# The shared network: disentanglement_lib's conv encoder is 4 stride-2 convs (32, 32, 64, 64)
+# and a 256-unit layer; 10 latents.
+NETWORK = ["model.network=conv", "model.filters=[32,32,64,64]", "model.hidden_units=[256]",
+           "model.latent_dim=10"]
+# name -> (zoo model, its overrides)
+ROWS = {
+    "vae": ("beta_vae", ["model.beta=1.0"]),
+    "beta_vae": ("beta_vae", ["model.beta=4.0"]),
+    "beta_vae/capacity": ("beta_vae", ["model.capacity=true"]),
+    "beta_tcvae": ("beta_tcvae", []),
+    "factor_vae": ("factor_vae", []),
+    "dip_vae/i": ("dip_vae", ["model.dip_type=i"]),
+    "dip_vae/ii": ("dip_vae", ["model.dip_type=ii"]),
+}
+# metric -> (key in metrics.json's "disentanglement", column title)
+COLUMNS = [(("beta_vae", "eval_accuracy"), "BetaVAE"), (("factor_vae", "eval_accuracy"),
+           "FactorVAE"), (("mig", "discrete_mig"), "MIG"), (("dci", "disentanglement"), "DCI D"),
+           (("dci", "completeness"), "DCI C"), (("dci", "informativeness_test"), "DCI I"),
+           (("sap", "SAP_score"), "SAP")]
+
+
+def commands(row, seed, args):
+    model, overrides = ROWS[row]
+    run_dir = Path(args.runs) / row.replace("/", "-") / f"seed-{seed}"
+    train = ["python", "train.py", "--model", model, "--dataset", "dsprites",
+             "--epochs", str(args.epochs), "--run-dir", str(run_dir),
+             "--set", f"train.seed={seed}", "--set", f"data.train_limit={args.train_images}",
+             "--set", "data.test_limit=2000", "--set", "eval.iw_samples=10",
+             "--set", "eval.iw_examples=200", "--set", "eval.pictures=false"]
+    for override in NETWORK + overrides:
+        train += ["--set", override]
+    evaluate = ["python", "evaluate.py", str(run_dir), "--disentanglement", "-k", "10",
+                "--examples", "200"]
+    if args.points:
+        evaluate += ["--disentanglement-points", str(args.points)]
+    if not (args.pictures and seed == args.seeds[0]):
+        evaluate.append("--no-pictures")
+    return [train, evaluate], run_dir
+
+
+def summarise(row, runs, command_texts):
+    scores = [metrics["disentanglement"] for metrics, _ in runs]
+    summary = {"row": row, "model": ROWS[row][0], "seeds": len(runs),
+               "train_minutes": round(sum(m["train_seconds"] for m, _ in runs) / len(runs) / 60, 1),
+               "commands": command_texts,
+               "per_seed": [{title: s[metric][key] for (metric, key), title in COLUMNS}
+                            for s in scores]}
+    for (metric, key), title in COLUMNS:
+        mean, sd, text = mean_sd([s[metric][key] for s in scores], 3)
+        summary[title] = {"mean": mean, "sd": sd, "text": text}
+    summary["elbo"] = mean_sd([m["test"].get("elbo") for m, _ in runs])[2]
+    return summary
+
+
+def table(rows, args):
+    titles = [title for _, title in COLUMNS]
+    points = args.points or "disentanglement_lib's 10,000 / 5,000"
+    lines = [
+        f"dSprites (drawn in code), {args.train_images:,} training images x {args.epochs} "
+        f"epochs, conv network, 10 latents; metrics on the posterior mean with sample sizes "
+        f"{points}; mean ± sd over seeds. Higher is better for every metric.", "",
+        "| row | seeds | " + " | ".join(titles) + " | test ELBO | train min |",
+        "|---|---|" + "---|" * len(titles) + "---|---|",
+    ]
+    for r in rows:
+        lines.append(f"| {r['row']} | {r['seeds']} | "
+                     + " | ".join(r[title]["text"] for title in titles)
+                     + f" | {r['elbo']} | {r['train_minutes']} |")
+    lines += ["", "Commands (per seed; `train.seed` varies):", ""]
+    lines += [f"    {text}" for r in rows for text in r["commands"]]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--train-images", type=int, default=100_000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--points", type=int, default=3000,
+                        help="cap on every metric's sample sizes (0: disentanglement_lib's)")
+    parser.add_argument("--pictures", action="store_true",
+                        help="draw the evaluation pictures for the first seed of each row")
+    parser.add_argument("--fresh", action="store_true")
+    parser.add_argument("--table-only", action="store_true")
+    parser.add_argument("--runs", default=str(RUNS))
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+
+    rows = []
+    for row in args.rows:
+        runs, texts = [], []
+        for seed in args.seeds:
+            cmds, run_dir = commands(row, seed, args)
+            if args.table_only and not finished(cmds, run_dir, ROOT):
+                continue
+            timing = None if args.table_only else run_commands(cmds, run_dir, ROOT, args.fresh)
+            runs.append((json.loads((run_dir / "metrics.json").read_text()), timing))
+            texts += [shown(c, ROOT) for c in cmds]
+        if runs:
+            rows.append(summarise(row, runs, texts))
+    write_results(args.out, "disentanglement", table(rows, args), rows)
+
+
+if __name__ == "__main__":
+    main()

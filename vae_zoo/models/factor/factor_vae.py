@@ -1,0 +1,185 @@
+import keras
+import tensorflow as tf
+
+from vae_zoo.errors import UserInputError
+from vae_zoo.models.base import Capabilities
+from vae_zoo.models.base import register_model
+from vae_zoo.models.vae import VAE
+
+
+def permute_dims(z, seed=None):
+    """Each column of `z` permuted independently across the *global* batch: a draw from the
+    product of q(z)'s marginals (Kim & Mnih, 2018, Algorithm 1).
+
+    Every replica gathers the global batch's codes, permutes them with the same stateless seed
+    and keeps its own rows [r * local, (r + 1) * local), as `tf.distribute` splits a batch, so
+    N replicas see the permutation one device would. Without a seed (evaluation) the draw is
+    random. `z`: `(batch, latent)`; gradients do not flow through the permutation.
+    """
+    z = tf.stop_gradient(z)
+    context = tf.distribute.get_replica_context()
+    replicas = context.num_replicas_in_sync if context is not None else 1
+    replica = context.replica_id_in_sync_group if context is not None else 0
+    local = tf.shape(z)[0]
+    codes = context.all_gather(z, axis=0) if replicas > 1 else z
+    shape = tf.shape(codes)
+    if seed is None:
+        keys = tf.random.uniform(shape)
+    else:
+        keys = tf.random.stateless_uniform(shape, seed=seed)
+    order = tf.argsort(keys, axis=0)  # (global batch, latent): a permutation per column
+    permuted = tf.transpose(tf.gather(tf.transpose(codes), tf.transpose(order), batch_dims=1))
+    return permuted[replica * local : (replica + 1) * local]
+
+
+@register_model
+class FactorVAE(VAE):
+    """FactorVAE (Kim & Mnih, 2018, "Disentangling by Factorising"): the VAE objective plus
+    gamma times the total correlation TC(z) = KL(q(z) || prod_j q(z_j)), per example
+
+        loss = -log p(x|z) + w(t) * beta * KL(q(z|x) || N(0, I)) + gamma * [D_0(z) - D_1(z)]
+
+    with z ~ q(z|x). The TC has no closed form; a discriminator D (logits `[D_0, D_1]`, "from
+    q(z)" vs "from prod_j q(z_j)") estimates the density ratio: TC ~ E_q(z)[log D(z) / (1 - D(z))],
+    the logit difference (the density-ratio trick). D trains with its own optimizer on the
+    cross-entropy of telling the batch's codes (class 0) from the same codes with each dimension
+    permuted across the batch (class 1):
+
+        discriminator_loss = 1/2 [-log softmax(D(z))_0 - log softmax(D(perm(z)))_1]
+
+    One step (`train_step`) takes both gradients from one forward pass and applies the VAE's
+    with `optimizer` to the encoder and decoder, then D's with `discriminator_optimizer` to D:
+    disentanglement_lib's simultaneous update. The permuted codes come from the same batch
+    (disentanglement_lib), not from a second half-batch as in the paper's Algorithm 1: the data
+    pipeline, the step count and the global-batch averaging stay those of every zoo model, and
+    each image is encoded once per step. The permutation is drawn over the global batch
+    (`permute_dims`), so one step on N replicas equals one on one device.
+
+    D works on z only and is not part of any serving endpoint (export carries the encoder and
+    decoder); it computes in float32 whatever the precision of the networks.
+
+    Args:
+        gamma: float. Weight on the TC estimate.
+        discriminator_units: list of ints. D's hidden Dense layers (leaky ReLU, slope 0.2); the
+            paper and disentanglement_lib use 6 x 1000.
+        discriminator_learning_rate: float. D's Adam learning rate (1e-4 in the paper).
+        discriminator_beta_1: float. D's Adam beta_1 (0.5 in the paper).
+        discriminator_beta_2: float. D's Adam beta_2 (0.9 in the paper).
+        **kwargs: the arguments of `VAE` (`beta` weighs the KL: 1 in the paper).
+    """
+
+    capabilities = Capabilities(batch_dependent_objective=True)
+    metric_names = ("reconstruction", "kl", "elbo", "tc", "discriminator_loss",
+                    "discriminator_accuracy")
+
+    def __init__(
+        self,
+        image_shape,
+        gamma=40.0,
+        discriminator_units=(1000,) * 6,
+        discriminator_learning_rate=1e-4,
+        discriminator_beta_1=0.5,
+        discriminator_beta_2=0.9,
+        **kwargs,
+    ):
+        if gamma < 0:
+            raise UserInputError(f"gamma must be >= 0, got {gamma}")
+        units = [int(u) for u in discriminator_units]
+        if not units or min(units) < 1:
+            raise UserInputError(
+                f"discriminator_units must be a non-empty list of positive ints, got "
+                f"{discriminator_units}")
+        super().__init__(image_shape, **kwargs)
+
+        # === Layers ===
+        self.discriminator = keras.Sequential(
+            [keras.Input((self.latent_dim,)),
+             *[keras.layers.Dense(u, activation=keras.layers.LeakyReLU(0.2), dtype="float32",
+                                  name=f"hidden_{i}")
+               for i, u in enumerate(units)],
+             keras.layers.Dense(2, dtype="float32", name="logits")],
+            name="discriminator")
+
+        # === Config ===
+        self.gamma = float(gamma)
+        self.discriminator_units = units
+        self.discriminator_learning_rate = float(discriminator_learning_rate)
+        self.discriminator_beta_1 = float(discriminator_beta_1)
+        self.discriminator_beta_2 = float(discriminator_beta_2)
+
+    # --- The forward pass and the objective -------------------------------------------------
+
+    def call(self, inputs, training=None):
+        outputs = super().call(inputs, training=training)
+        z = outputs["z"]
+        permuted = permute_dims(z, seed=self.noise_seed(stream=1) if training else None)
+        return {**outputs,
+                "discriminator_logits": self.discriminator(z, training=training),
+                "permuted_logits": self.discriminator(permuted, training=training)}
+
+    def loss_terms(self, batch, outputs):
+        terms = super().loss_terms(batch, outputs)
+        logits = outputs["discriminator_logits"]
+        tc = logits[:, 0] - logits[:, 1]
+        return {**terms, "loss": terms["loss"] + self.gamma * tc, "tc": tc,
+                **self.discriminator_terms(outputs)}
+
+    @staticmethod
+    def discriminator_terms(outputs):
+        """D's per-example cross-entropy (codes are class 0, permuted codes class 1) and its
+        accuracy on both."""
+        real, permuted = outputs["discriminator_logits"], outputs["permuted_logits"]
+        real_nll = -tf.nn.log_softmax(real)[:, 0]
+        permuted_nll = -tf.nn.log_softmax(permuted)[:, 1]
+        hits = (tf.cast(real[:, 0] > real[:, 1], tf.float32)
+                + tf.cast(permuted[:, 1] > permuted[:, 0], tf.float32))
+        return {"discriminator_loss": 0.5 * (real_nll + permuted_nll),
+                "discriminator_accuracy": 0.5 * hits}
+
+    # --- Two optimizers ---------------------------------------------------------------------
+
+    def make_optimizers(self, learning_rate):
+        return {
+            **super().make_optimizers(learning_rate),
+            "discriminator_optimizer": keras.optimizers.Adam(
+                self.discriminator_learning_rate, beta_1=self.discriminator_beta_1,
+                beta_2=self.discriminator_beta_2),
+        }
+
+    def optimizer_variables(self):
+        discriminator = self.discriminator.trainable_variables
+        ids = {id(v) for v in discriminator}
+        return {"optimizer": [v for v in self.trainable_variables if id(v) not in ids],
+                "discriminator_optimizer": discriminator}
+
+    def train_step(self, data):
+        batch = self.as_batch(data)
+        with tf.GradientTape(persistent=True) as tape:
+            outputs = self(batch, training=True)
+            loss = self.compute_loss(x=batch, y_pred=outputs)  # tracks every term
+            discriminator_loss = tf.nn.compute_average_loss(
+                self.discriminator_terms(outputs)["discriminator_loss"])
+            scaled = {"optimizer": self.optimizer.scale_loss(loss),
+                      "discriminator_optimizer":
+                          self.discriminator_optimizer.scale_loss(discriminator_loss)}
+        # Both gradients at the same weights, then each optimizer updates its own variables.
+        updates = [(getattr(self, name), tape.gradient(scaled[name], variables), variables)
+                   for name, variables in self.optimizer_variables().items()]
+        del tape
+        for optimizer, gradients, variables in updates:
+            optimizer.apply(gradients, variables)
+        self.steps_trained.assign_add(1)
+        return self.get_metrics_result()
+
+    def schedule_values(self):
+        return {**super().schedule_values(), "gamma": self.gamma}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "gamma": self.gamma,
+            "discriminator_units": self.discriminator_units,
+            "discriminator_learning_rate": self.discriminator_learning_rate,
+            "discriminator_beta_1": self.discriminator_beta_1,
+            "discriminator_beta_2": self.discriminator_beta_2,
+        }
