@@ -9,11 +9,12 @@ from vae_zoo.errors import UserInputError
 
 
 def test_every_zoo_config_validates_and_builds():
-    assert {"dense_vae", "conv_vae", "beta_vae", "vq_vae"} <= set(available_models())
+    assert {"dense_vae", "conv_vae", "beta_vae", "iwae", "vamp_vae", "cvae", "vq_vae",
+            "factor_vae", "beta_tcvae", "dip_vae", "hvae"} <= set(available_models())
     for name in available_models():
         config = RunConfig.from_dict(load_zoo_config(name))
         assert config.model.name == name
-        model = config.model.build(DataSpec((28, 28, 1), num_classes=10))
+        model = config.model.build(DataSpec((28, 28, 1), num_classes=10, train_size=1000))
         assert model.name == name
 
 

@@ -16,12 +16,15 @@ class DataSpec:
         num_classes: int or None. Number of classes of `y`; None when the source has no labels.
         factor_sizes: tuple of ints or None. Number of values of each ground-truth factor.
         factor_names: tuple of str or None. Their names, in the same order.
+        train_size: int or None. Number of training examples, N (minibatch estimators of the
+            aggregate posterior q(z) weight by it); `Data` fills it in from its split sizes.
     """
 
     image_shape: tuple
     num_classes: int | None = None
     factor_sizes: tuple | None = None
     factor_names: tuple | None = None
+    train_size: int | None = None
 
     @property
     def keys(self):
@@ -53,6 +56,11 @@ class Data:
     source: str
     ground_truth: object = None
     cache: bool = True
+
+    def __post_init__(self):
+        train = self.sizes.get("train")
+        if self.spec.train_size is None and train is not None and train > 0:
+            self.spec = dataclasses.replace(self.spec, train_size=int(train))
 
     @property
     def image_shape(self):

@@ -12,11 +12,14 @@ class DiagonalGaussianHead(keras.layers.Layer):
 
     Args:
         latent_dim: int. Size of z.
+        min_log_var: float. The clamp's lower end (default `LOG_VAR_BOUNDS[0]`); a learned
+            prior whose density a narrow variance would blow up sets a higher one.
     """
 
-    def __init__(self, latent_dim, **kwargs):
+    def __init__(self, latent_dim, min_log_var=LOG_VAR_BOUNDS[0], **kwargs):
         super().__init__(**kwargs)
         self.latent_dim = latent_dim
+        self.min_log_var = float(min_log_var)
         self.mean_dense = keras.layers.Dense(latent_dim, name="z_mean")
         self.log_var_dense = keras.layers.Dense(latent_dim, name="z_log_var")
 
@@ -26,7 +29,7 @@ class DiagonalGaussianHead(keras.layers.Layer):
 
     def call(self, features):
         z_mean = self.mean_dense(features)
-        z_log_var = ops.clip(self.log_var_dense(features), *LOG_VAR_BOUNDS)
+        z_log_var = ops.clip(self.log_var_dense(features), self.min_log_var, LOG_VAR_BOUNDS[1])
         return z_mean, z_log_var
 
     def compute_output_shape(self, input_shape):
@@ -34,4 +37,5 @@ class DiagonalGaussianHead(keras.layers.Layer):
         return shape, shape
 
     def get_config(self):
-        return {**super().get_config(), "latent_dim": self.latent_dim}
+        return {**super().get_config(), "latent_dim": self.latent_dim,
+                "min_log_var": self.min_log_var}

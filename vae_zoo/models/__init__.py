@@ -19,3 +19,6 @@ from vae_zoo.models.vamp import VampVAE  # noqa: E402
 from vae_zoo.models.cvae import CVAE  # noqa: E402
 from vae_zoo.models.vq import VQVAE  # noqa: E402
 from vae_zoo.models.factor import FactorVAE  # noqa: E402
+from vae_zoo.models.tcvae import BetaTCVAE  # noqa: E402
+from vae_zoo.models.dip import DIPVAE  # noqa: E402
+from vae_zoo.models.hvae import HVAE  # noqa: E402

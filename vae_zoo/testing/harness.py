@@ -4,13 +4,14 @@
         model_name = "conv_vae"
 
 The harness talks to the model only through the `ZooModel` interface and reads its
-`capabilities`: a conditional model gets labelled batches, a batch-dependent objective skips the
-1-vs-2-replica equality (replicas see different batches, hence different objectives) unless the
-test class says the model computes it over the global batch, the density checks run only where
-`has_density`, and a model with several training stages trains each stage in turn
-(`train_stages`) and takes the 1-vs-2-replica step in every stage. A model with several
-optimizers (`optimizer_variables`) also gets: each optimizer moves only its own variables, every
-optimizer's state survives `.keras` files, and a run resumed from a step checkpoint ends where an
+`capabilities`: a conditional model gets labelled batches, a batch-dependent objective compares
+its 2-replica step with one device's step on each half's own objective (replicas see different
+batches, hence different objectives) unless the test class says the model computes it over the
+global batch, the density checks run only where `has_density`, and a model with several training
+stages trains each stage in turn (`train_stages`) and takes the 1-vs-2-replica step in every
+stage. A model with several optimizers (`optimizer_variables`) also gets: each optimizer moves
+only its own variables, every optimizer's state survives `.keras` files, and a run resumed from a
+step checkpoint ends where an
 uninterrupted one does.
 """
 
@@ -46,12 +47,14 @@ from vae_zoo.training.loop import TrainingLoop
 IMAGE_SHAPES = [(28, 28, 1), (32, 32, 3), (64, 64, 3)]
 NUM_CLASSES = 10
 STOCHASTIC_DRAWS = 2000
+TRAIN_SIZE = 512  # N of the harness's data (the `mnist_images` fixture), for models that need it
 
 
-def build_zoo_model(model_name, image_shape, precision="float32", num_classes=None, **overrides):
+def build_zoo_model(model_name, image_shape, precision="float32", num_classes=None,
+                    train_size=TRAIN_SIZE, **overrides):
     raw = load_zoo_config(model_name)
     raw["model"].update(overrides)
-    spec = DataSpec(tuple(image_shape), num_classes=num_classes)
+    spec = DataSpec(tuple(image_shape), num_classes=num_classes, train_size=train_size)
     return RunConfig.from_dict(raw).model.build(spec, precision=precision)
 
 
@@ -69,10 +72,13 @@ def structured_images(n, image_shape, seed=0):
 
 def fixed_noise(monkeypatch, eps):
     """Makes every `Sampling` draw use `eps` as its N(0, I) noise (reshaped to the draw's shape,
-    e.g. `(k, batch, latent)`), so that a test computes the same z by hand."""
+    e.g. `(k, batch, latent)`, or one number for every element), so that a test computes the same
+    z by hand."""
 
     def call(self, inputs, seed=None):
         z_mean, z_log_var = inputs
+        if np.ndim(eps) == 0:  # one value for every draw, e.g. 0: z is the mean
+            return z_mean + tf.exp(0.5 * z_log_var) * tf.cast(eps, z_mean.dtype)
         noise = tf.reshape(tf.constant(eps, z_mean.dtype), tf.shape(z_mean))
         return z_mean + tf.exp(0.5 * z_log_var) * noise
 
@@ -301,18 +307,26 @@ class ZooModelChecks:
                 np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=f"{name}: {a.path}")
         assert int(loaded.steps_trained) == 2
 
-    def test_one_and_two_replicas_take_the_same_step(self, mnist_images):
+    def test_one_and_two_replicas_take_the_same_step(self, mnist_images, monkeypatch):
         """The loss is averaged over the global batch, so the strategy's SUM of per-replica
         gradients equals the single-device gradient (a plain mean would double it); the training
         noise is a function of the step and the example's row in the global batch, so both draw
-        the same noise for the same example."""
-        model_class = RunConfig.from_dict(load_zoo_config(self.model_name)).model.model_class()
-        if model_class.capabilities.batch_dependent_objective and not self.global_batch_objective:
-            pytest.skip("a batch-dependent objective differs between one batch and two halves")
-        for stage in range(model_class.capabilities.stages):
-            self.check_one_and_two_replicas(mnist_images[:16], stage)
+        the same noise for the same example.
 
-    def check_one_and_two_replicas(self, x, stage):
+        A batch-dependent objective (minibatch estimators) is computed by each replica on its
+        own half: its 2-replica step must equal one device's step on the mean of the two halves'
+        objectives, each averaged over the global batch. The noise is zero there, so that one
+        device computes each half exactly as its replica does.
+        """
+        model_class = RunConfig.from_dict(load_zoo_config(self.model_name)).model.model_class()
+        per_replica = (model_class.capabilities.batch_dependent_objective
+                       and not self.global_batch_objective)
+        if per_replica:
+            fixed_noise(monkeypatch, 0.0)
+        for stage in range(model_class.capabilities.stages):
+            self.check_one_and_two_replicas(mnist_images[:16], stage, per_replica)
+
+    def check_one_and_two_replicas(self, x, stage, per_replica=False):
         deltas = {}
         initial = None
         for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
@@ -336,8 +350,36 @@ class ZooModelChecks:
             assert int(model.steps_trained.numpy()) == 1
         moved = max(np.abs(d).max() for d in deltas[1])
         assert moved > 1e-4, stage  # the step did something, so a factor of 2 would show
-        for one, two in zip(deltas[1], deltas[2]):
+        expected = deltas[1]
+        if per_replica:
+            halves = self.step_on_halves(initial, self.examples(model, x), 0.1, stage)
+            # The step counter (not trainable) moves as on one device.
+            expected = [one if h is None else h for one, h in zip(deltas[1], halves)]
+        for one, two in zip(expected, deltas[2]):
             np.testing.assert_allclose(two, one, rtol=1e-3, atol=1e-6 * moved, err_msg=stage)
+
+    def step_on_halves(self, initial, examples, learning_rate, stage=0):
+        """One SGD step's changes of the trainable weights (None for the others) on one device,
+        from each half's own objective summed over its examples and divided by the global batch:
+        what two replicas compute."""
+        model = self.build()
+        model.set_weights(initial)
+        if stage:
+            model.begin_stage(stage)
+        size = len(examples["x"])
+        halves = [{k: v[:size // 2] for k, v in examples.items()},
+                  {k: v[size // 2:] for k, v in examples.items()}]
+        with tf.GradientTape() as tape:
+            per_example = tf.concat(
+                [model.loss_terms(h, model(h, training=True))["loss"] for h in halves], 0)
+            loss = tf.reduce_sum(per_example) / size
+        whole = model.loss_terms(examples, model(examples, training=True))["loss"]
+        assert np.abs(whole.numpy() - per_example.numpy()).max() > 1e-6 * np.abs(whole).max(), (
+            "declared batch-dependent, but the halves' objective is the whole batch's")
+        variables = model.trainable_weights
+        changes = {id(v): -learning_rate * g.numpy()
+                   for v, g in zip(variables, tape.gradient(loss, variables))}
+        return [changes.get(id(w)) for w in model.weights]
 
     # --- Models with several optimizers ----------------------------------------------------------
 

@@ -218,12 +218,17 @@ class VAE(ZooModel):
         z = self.sampling((tf.repeat(z_mean[None], k, axis=0),
                            tf.repeat(z_log_var[None], k, axis=0)),
                           seed=self.noise_seed() if training else None)  # (k, batch, latent)
-        log_ratio = self.prior().log_prob(z) - diagonal_gaussian(z_mean, z_log_var).log_prob(z)
+        log_ratio = self.log_prior_ratio(z, z_mean, z_log_var, training)
         x_tiled = tf.reshape(
             tf.tile(x[None], [k] + [1] * len(x.shape)), tf.concat([[-1], tf.shape(x)[1:]], 0))
         x_params = self.decoder(tf.reshape(z, [-1, self.latent_dim]), training=training)
         log_px = self.likelihood.log_prob(x_tiled, x_params)
         return tf.reshape(log_px, [k, batch]), log_ratio
+
+    def log_prior_ratio(self, z, z_mean, z_log_var, training=False):
+        """log p(z) - log q(z|x) at draws z `(k, batch, latent)`; a model with more latent
+        variables than z (a hierarchy) draws and scores them here."""
+        return self.prior().log_prob(z) - diagonal_gaussian(z_mean, z_log_var).log_prob(z)
 
     @property
     def continuous_observations(self):
