@@ -152,7 +152,7 @@ def test_commands_refuse_bad_presets_with_one_line_and_exit_2(capsys, small_pres
     np.savez(images, x=np.zeros((20, 32, 32, 3), np.uint8))
     cases = {
         "error: conv_vae_mnst holds no model.keras (not a run folder that train.py finished) "
-        "and is not a preset; known presets: beta_vae_fashion_mnist": lambda: export.main(
+        "and is not a preset; known presets: beta_tcvae_dsprites, beta_vae_fashion_mnist": lambda: export.main(
             ["conv_vae_mnst", "--base-path", str(out)]),
         "error: unknown preset 'conv_vae_mnst'": lambda: train.main(
             ["--from-preset", "conv_vae_mnst", "--run-dir", str(out)]),
