@@ -45,7 +45,7 @@ setup(
     },
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", *HUB],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.6", "hypothesis>=6.100", *HUB],
         "hub": HUB,
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
     },
