@@ -25,17 +25,16 @@ def shown(command, root):
 def run_commands(commands, run_dir, root, fresh=False):
     """Runs `commands` (each `["python", script, ...]`) from `root` for one run folder, unless
     they already finished there: a stamp with their text is written last, so a run stopped half
-    way is done again. Returns the timing `{"wall_minutes", "cpu_minutes"}` (None when reused)."""
+    way is done again. Returns the timing `{"wall_minutes", "cpu_minutes"}` (of the first time
+    when reused; None if that was not recorded)."""
     import os
     import shutil
     import subprocess
     import sys
     import time
 
-    stamp = Path(run_dir) / "benchmark_commands.txt"
-    text = "\n".join(shown(command, root) for command in commands)
     timing_file = Path(run_dir) / "benchmark_timing.json"
-    if not fresh and stamp.is_file() and stamp.read_text() == text:
+    if not fresh and finished(commands, run_dir, root):
         print(f"  reusing {run_dir}", flush=True)
         return json.loads(timing_file.read_text()) if timing_file.is_file() else None
     if Path(run_dir).exists():
@@ -52,13 +51,34 @@ def run_commands(commands, run_dir, root, fresh=False):
               "cpu_minutes": (after.children_user + after.children_system
                               - cpu.children_user - cpu.children_system) / 60}
     timing_file.write_text(json.dumps(timing))
-    stamp.write_text(text)
+    _stamp(run_dir).write_text(_stamp_text(commands, root))
     return timing
 
 
+def _stamp(run_dir):
+    return Path(run_dir) / "benchmark_commands.txt"
+
+
+def _stamp_text(commands, root):
+    return "\n".join(shown(command, root) for command in commands)
+
+
 def finished(commands, run_dir, root):
-    stamp = Path(run_dir) / "benchmark_commands.txt"
-    return stamp.is_file() and stamp.read_text() == "\n".join(shown(c, root) for c in commands)
+    stamp = _stamp(run_dir)
+    return stamp.is_file() and stamp.read_text() == _stamp_text(commands, root)
+
+
+def seed_run(commands, run_dir, root, fresh=False, table_only=False):
+    """One seed's run of a table: `(metrics.json, timing)` after running `commands` (or reusing
+    them, see `run_commands`); with `table_only`, the finished run's or None, training nothing."""
+    timing_file = Path(run_dir) / "benchmark_timing.json"
+    if table_only:
+        if not finished(commands, run_dir, root):
+            return None
+        timing = json.loads(timing_file.read_text()) if timing_file.is_file() else None
+    else:
+        timing = run_commands(commands, run_dir, root, fresh)
+    return json.loads((Path(run_dir) / "metrics.json").read_text()), timing
 
 
 def mean_sd(values, digits=2):

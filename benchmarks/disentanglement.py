@@ -15,7 +15,6 @@ benchmarks/results/disentanglement.{md,json}; runs go to benchmarks/runs/disenta
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,9 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds the repo's packages
 
 from benchmarks.common import RESULTS  # noqa: E402
-from benchmarks.common import finished  # noqa: E402
 from benchmarks.common import mean_sd  # noqa: E402
-from benchmarks.common import run_commands  # noqa: E402
+from benchmarks.common import seed_run  # noqa: E402
 from benchmarks.common import shown  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
@@ -124,10 +122,10 @@ def main():
         runs, texts = [], []
         for seed in args.seeds:
             cmds, run_dir = commands(row, seed, args)
-            if args.table_only and not finished(cmds, run_dir, ROOT):
+            run = seed_run(cmds, run_dir, ROOT, args.fresh, args.table_only)
+            if run is None:
                 continue
-            timing = None if args.table_only else run_commands(cmds, run_dir, ROOT, args.fresh)
-            runs.append((json.loads((run_dir / "metrics.json").read_text()), timing))
+            runs.append(run)
             texts += [shown(c, ROOT) for c in cmds]
         if runs:
             rows.append(summarise(row, runs, texts))

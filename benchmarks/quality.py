@@ -13,7 +13,6 @@ sittings (`--fresh` trains again). Writes benchmarks/results/quality.{md,json}.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,9 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds the repo's packages
 
 from benchmarks.common import RESULTS  # noqa: E402
-from benchmarks.common import finished  # noqa: E402
 from benchmarks.common import mean_sd  # noqa: E402
-from benchmarks.common import run_commands  # noqa: E402
+from benchmarks.common import seed_run  # noqa: E402
 from benchmarks.common import shown  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
@@ -159,17 +157,12 @@ def main():
             runs, commands = [], []
             for seed in args.seeds:
                 cmd, run_dir = command(row, dataset, seed, args)
-                if args.table_only and not finished([cmd], run_dir, ROOT):
+                run = seed_run([cmd], run_dir, ROOT, args.fresh, args.table_only)
+                if run is None:
                     continue
-                timing = None if args.table_only else run_commands([cmd], run_dir, ROOT,
-                                                                   args.fresh)
-                timing_file = run_dir / "benchmark_timing.json"
-                if timing is None and timing_file.is_file():
-                    timing = json.loads(timing_file.read_text())
-                metrics = json.loads((run_dir / "metrics.json").read_text())
-                runs.append((metrics, timing))
+                runs.append(run)
                 commands.append(shown(cmd, ROOT))
-                test = metrics["test"]
+                test = run[0]["test"]
                 print(f"  test ELBO {test.get('elbo', float('nan')):.2f}, IW NLL "
                       f"{test.get('iw_nll', float('nan')):.2f} nats", flush=True)
             if runs:

@@ -64,13 +64,30 @@ def manifold_grid(model, size=15, seed=0):
     return image_grid(_numpy(model.decode(grid)), columns=size)
 
 
-def latent_scatter(codes, labels, path):
-    """A PNG scatter of codes coloured by label; the first two principal axes if dim > 2."""
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display on servers and in CI)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def figure_picture(figure, path):
+    """Saves a matplotlib figure as the PNG `path` and returns it as a float RGB array in [0, 1]."""
+    from PIL import Image
+
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot().close(figure)
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"), dtype="float32") / 255.0
+
+
+def latent_scatter(codes, labels, path):
+    """A PNG scatter of codes coloured by label; the first two principal axes if dim > 2."""
+    plt = pyplot()
     points, axes = codes, ("z[0]", "z[1]")
     if codes.shape[1] > 2:
         centred = codes - codes.mean(axis=0)
@@ -87,13 +104,7 @@ def latent_scatter(codes, labels, path):
     ax.set_xlabel(axes[0])
     ax.set_ylabel(axes[1])
     ax.set_title(f"Codes of {len(points)} test images")
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    from PIL import Image
-
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype="float32") / 255.0
+    return figure_picture(figure, path)
 
 
 def save_png(picture, path):

@@ -9,26 +9,6 @@ import numpy as np
 from vae_zoo.evaluation import pictures
 
 
-def _figure_to_array(figure, path):
-    import matplotlib.pyplot as plt
-    from PIL import Image
-
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype="float32") / 255.0
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def dimension_labels(importance, factor_names):
     """Per code dimension: `(factor it matters most for, its share of the dimension's importance)`;
     `(None, 0.0)` for a dimension no classifier used."""
@@ -47,7 +27,7 @@ def dimension_labels(importance, factor_names):
 def importance_heatmap(importance, factor_names, path):
     """DCI's importance matrix, code dimensions by factors; a disentangled code has one bright
     cell per row and per column."""
-    plt = _pyplot()
+    plt = pictures.pyplot()
     importance = np.asarray(importance, dtype=np.float64)
     num_codes, num_factors = importance.shape
     figure, ax = plt.subplots(figsize=(1.2 + 0.9 * num_factors, 1.2 + 0.32 * num_codes), dpi=100)
@@ -61,7 +41,7 @@ def importance_heatmap(importance, factor_names, path):
                         color="white" if importance[i, j] < 0.6 * importance.max() else "black")
     figure.colorbar(shown, ax=ax, label="importance (gradient-boosted trees)")
     ax.set_title("DCI importance of each code dimension for each factor")
-    return _figure_to_array(figure, path)
+    return pictures.figure_picture(figure, path)
 
 
 def ordered_traversals(model, image, importance, steps=9, limit=2.5):
@@ -79,7 +59,7 @@ def ordered_traversals(model, image, importance, steps=9, limit=2.5):
 def factor_traversals(model, image, importance, factor_names, path, steps=9, limit=2.5):
     """One row per code dimension, most important first: the dimension swept over
     [-limit, limit] from `image`'s code, labelled with the factor it predicts best."""
-    plt = _pyplot()
+    plt = pictures.pyplot()
     grid, order = ordered_traversals(model, image, importance, steps, limit)
     row_height = image.shape[0] + 1
     labels = dimension_labels(importance, factor_names)
@@ -92,4 +72,4 @@ def factor_traversals(model, image, importance, factor_names, path, steps=9, lim
                   [f"{-limit:g}", "0", f"{limit:g}"])
     ax.set_xlabel("value of the swept dimension (the others at the image's code)", fontsize=8)
     ax.set_title("Each dimension's traversal and the factor it predicts best (DCI)", fontsize=9)
-    return _figure_to_array(figure, path)
+    return pictures.figure_picture(figure, path)
