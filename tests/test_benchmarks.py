@@ -105,7 +105,7 @@ def test_multi_worker_script(tmp_path):
 
 def test_time_to_result_script(tmp_path):
     run("time_to_result.py", "--models", "dense_vae", "--epochs", "1", "--eval-model",
-        "dense_vae", "--skip", "pythae", "--k", "3", "--eval-images", "2", "--rounds", "1",
+        "dense_vae", "--skip", "breakdown", "pythae", "--k", "3", "--eval-images", "2", "--rounds", "1",
         "--runs", str(tmp_path / "runs"), "--out", str(tmp_path))
     results = json.loads((tmp_path / "time_to_result.json").read_text())
     [row] = results["train"]
@@ -116,3 +116,15 @@ def test_time_to_result_script(tmp_path):
                           "new, bfloat16 hidden layers"]
     assert results["evaluation"]["peak_gflops"] > 0
     assert "| dense_vae | 1 |" in (tmp_path / "time_to_result.md").read_text()
+
+
+def test_a_run_without_its_four_parts_writes_none_of_them_and_still_ends(tmp_path):
+    run("train_without.py", "images", "checkpoints", "tensorboard", "validation", "--",
+        "--model", "dense_vae", "--dataset", "mnist_sample", "--epochs", "1", "--set",
+        "data.train_limit=256", "--set", "data.test_limit=64", "--set", "eval.iw_examples=2",
+        "--set", "eval.pictures=false", "--run-dir", str(tmp_path / "run"))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["best_epoch"] is None and metrics["timing"]["traces"] == {"train": 1}
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert sorted(p.name for p in (tmp_path / "run" / "tensorboard").iterdir()
+                  if p.is_dir()) == ["evaluation"]  # no train, validation or images runs
