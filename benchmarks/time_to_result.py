@@ -102,13 +102,17 @@ def part_costs(timing):
 
 # --- The breakdown by difference, and before/after ---------------------------------------------
 
-WITHOUT = {"full run": (), "no image summaries": ("images",),
-           "no step checkpoints": ("checkpoints",), "no TensorBoard": ("tensorboard",),
-           "no validation": ("validation",),
-           "none of the four": ("images", "checkpoints", "tensorboard", "validation")}
+WITHOUT = {  # variant: (its name in the table, the parts switched off)
+    "full": ("full run", ()),
+    "images": ("no image summaries", ("images",)),
+    "checkpoints": ("no step checkpoints", ("checkpoints",)),
+    "tensorboard": ("no TensorBoard", ("tensorboard",)),
+    "validation": ("no validation", ("validation",)),
+    "all": ("none of the four", ("images", "checkpoints", "tensorboard", "validation")),
+}
 
 
-def breakdown(model, runs, rounds, extra, base=None):
+def breakdown(model, runs, rounds, extra, base=None, variants=tuple(WITHOUT)):
     """Interleaved rounds of `model`'s run with each part switched off in turn (and the full
     run from the checkout `base`, when given); returns every run's row."""
     rows = []
@@ -116,7 +120,7 @@ def breakdown(model, runs, rounds, extra, base=None):
         if base:
             row = train_run(model, runs / "breakdown" / "base", *extra, root=Path(base))
             rows.append({"round": r, "variant": f"before: {base}", **row})
-        for name, parts in WITHOUT.items():
+        for name, parts in (WITHOUT[v] for v in variants):
             script = ("train.py",) if not parts else (
                 "benchmarks/train_without.py", *parts, "--")
             row = train_run(model, runs / "breakdown" / (parts and "-".join(parts) or "full"),
@@ -322,6 +326,8 @@ def main():
                         help="the model whose run is repeated without each part")
     parser.add_argument("--base", help="another checkout of vae_zoo whose full run joins the "
                         "breakdown's rounds (before/after)")
+    parser.add_argument("--breakdown-variants", nargs="*", default=list(WITHOUT),
+                        choices=list(WITHOUT), help="the breakdown's runs (default: all)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["train", "breakdown", "pythae", "eval"])
     parser.add_argument("--out", default=str(RESULTS))
@@ -340,7 +346,7 @@ def main():
             results["train"].append(train_run(model, runs / model, *sample))
     if "breakdown" not in args.skip:
         results["breakdown"] = breakdown(args.breakdown_model, runs, args.rounds, sample,
-                                         base=args.base)
+                                         base=args.base, variants=args.breakdown_variants)
         results["load_average_after_breakdown"] = [round(v, 2) for v in os.getloadavg()]
     if "pythae" not in args.skip:
         results["pythae"] = versus_pythae(runs, args.pythae, args.rounds, args.pythae_epochs)
@@ -403,22 +409,24 @@ def breakdown_table(rows):
              "| run | process wall s | process CPU s | training wall s | bare steps s | overhead "
              "| training wall saved s | process CPU saved s | each round's training wall s |",
              "|---|---|---|---|---|---|---|---|---|"]
-    full = {key: median([r[key] for r in rows if r["variant"] == "full run"])
-            for key in ("train_wall", "process_cpu")}
+    fulls = [r for r in rows if r["variant"] == "full run"] or rows
+    full = {key: median([r[key] for r in fulls]) for key in ("train_wall", "process_cpu")}
     for variant in variants:
         mine = [r for r in rows if r["variant"] == variant]
         m = {key: median([r[key] for r in mine])
              for key in ("process_wall", "process_cpu", "train_wall", "bare_steps")}
-        saved = (f"{full['train_wall'] - m['train_wall']:.2f} | "
-                 f"{full['process_cpu'] - m['process_cpu']:.2f}"
-                 if variant.startswith("no") or variant.startswith("none") else " | ")
+        sign = -1 if variant.startswith("before") else 1  # what the change saves
+        saved = (f"{sign * (full['train_wall'] - m['train_wall']):.2f} | "
+                 f"{sign * (full['process_cpu'] - m['process_cpu']):.2f}"
+                 if variant != "full run" else " | ")
         lines.append(f"| {variant} | {m['process_wall']:.2f} | {m['process_cpu']:.2f} | "
                      f"{m['train_wall']:.2f} | {m['bare_steps']:.2f} | "
                      f"{m['train_wall'] / m['bare_steps'] - 1:.1%} | {saved} | "
                      f"{[r['train_wall'] for r in mine]} |")
     lines += ["", "Saved: the full run's median minus this run's (a part's cost by difference; "
               "noise of a loaded machine can make it negative). `before`: the full run from the "
-              "other checkout.", ""]
+              "other checkout; its saved columns are its median minus the full run's, what the "
+              "change saves.", ""]
     return lines
 
 
