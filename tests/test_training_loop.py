@@ -21,6 +21,7 @@ from vae_zoo.training.callbacks import ImageSummaries
 from vae_zoo.training.callbacks import TensorBoard
 from vae_zoo.training.checkpoints import BestModel
 from vae_zoo.training.checkpoints import StepCheckpoint
+from vae_zoo.training.loop import EpochPipelines
 
 
 def tiny_model():
@@ -175,3 +176,25 @@ def test_summaries_written_in_the_background_equal_keras_written_on_the_training
     assert {tag for _, tag in expected} >= {"epoch_loss", "evaluation_loss_vs_iterations",
                                             "reconstructions", "prior_samples"}
     assert tensorboard_values(tmp_path / "ours") == expected
+
+
+def test_the_next_epochs_pipeline_is_built_ahead_on_another_thread_and_its_errors_surface():
+    built = []
+
+    def train_batches(epoch):
+        built.append((epoch, threading.current_thread().name))
+        if epoch == 3:
+            raise ValueError("no such epoch")
+        return f"batches of {epoch}"
+
+    with EpochPipelines(train_batches, epochs=3) as pipelines:
+        assert pipelines.get(1) == "batches of 1"  # a resumed run: the first is built here
+        assert pipelines.get(2) == "batches of 2"
+    assert built[0] == (1, "MainThread")
+    assert built[1][0] == 2 and built[1][1].startswith("vae_zoo-data")
+    assert len(built) == 2  # nothing after the last epoch
+
+    with EpochPipelines(train_batches, epochs=4) as pipelines:
+        pipelines.get(2)
+        with pytest.raises(ValueError, match="no such epoch"):
+            pipelines.get(3)
