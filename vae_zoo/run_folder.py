@@ -24,6 +24,7 @@ import copy
 import csv
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -214,6 +215,24 @@ class RunFolder:
     def is_finished(self):
         """True when training and the final evaluation both completed."""
         return (self.path / self.MODEL).is_file() and (self.path / self.METRICS).is_file()
+
+    def start_from_chief(self):
+        """Copies the chief's histories and best checkpoints into this worker's folder (on a
+        worker other than the chief; nothing on the chief or in one process).
+
+        A resumed run picks each stage's best epoch from its history and starts the next stage
+        from its best checkpoint: a worker whose temporary folder is new would pick among the
+        epochs since the resume only, and start the next stage from other weights than the
+        chief's.
+        """
+        if self.root == self.path:
+            return
+        for name in (self.HISTORY, self.BEST_CHECKPOINT):
+            stem, _, suffix = name.rpartition(".")
+            for source in self.path.glob(f"{stem}*.{suffix}"):  # every stage's
+                target = self.root / source.relative_to(self.path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
 
     def truncate_history(self, epochs):
         """Drops history.csv rows of epoch `epochs` and later: a resumed run writes them again."""
