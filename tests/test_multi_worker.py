@@ -43,12 +43,19 @@ def train_one_process(args, run_dir):
 
 
 def start_workers(args, run_dir):
-    """`train.py args` as 2 workers on 127.0.0.1 writing `run_dir`, each with its TF_CONFIG."""
+    """`train.py args` as 2 workers on 127.0.0.1 writing `run_dir`, each with its TF_CONFIG;
+    their temporary folders go to `temporary(run_dir)`."""
     addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    temporary(run_dir).mkdir(parents=True, exist_ok=True)
     return [subprocess.Popen(
         [sys.executable, "train.py", *args, "--strategy", "multi_worker", "--run-dir",
-         str(run_dir)], cwd=REPO, env={**ENV, "TF_CONFIG": make_tf_config(addresses, index)},
+         str(run_dir)], cwd=REPO, env={**ENV, "TF_CONFIG": make_tf_config(addresses, index),
+                                       "TMPDIR": str(temporary(run_dir))},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(2)]
+
+
+def temporary(run_dir):
+    return Path(run_dir).with_name(f"{Path(run_dir).name}-tmp")
 
 
 def finish(workers, timeout=600):
@@ -99,6 +106,7 @@ def test_two_workers_match_one_process_and_the_chief_writes_the_run(tmp_path, mo
     assert [row.split(",")[0] for row in (run / "history.csv").read_text().splitlines()[1:]] == [
         "0", "1"]
     assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not list(temporary(run).glob("vae_zoo_worker*"))
 
 
 # vq_vae's two stages in 3 epochs of 2 steps: the autoencoder (steps 1-2), the prior (3-6).

@@ -17,7 +17,9 @@ and the step checkpoints are shared (a checkpoint's epoch says which stage it is
 
 Under multi-worker training only the chief writes the real folder; every other worker writes the
 same files into a private temporary folder (`vae_zoo.distribute.write_dir`) that `cleanup()`
-removes, as TF's multi-worker guides do, so two processes never write the same file.
+removes, as TF's multi-worker guides do, so two processes never write the same file. A worker
+resuming a run starts that folder from the chief's histories and best checkpoints
+(`start_from_chief`), so that every worker picks the same best epochs.
 """
 
 import copy
