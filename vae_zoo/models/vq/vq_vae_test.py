@@ -12,8 +12,8 @@ from vae_zoo.testing.harness import build_zoo_model
 from vae_zoo.testing.harness import structured_images
 
 
-def quantizer_with(codebook, ema_decay=None):
-    layer = VectorQuantizer(len(codebook), codebook.shape[1], ema_decay=ema_decay)
+def quantizer_with(codebook, ema_decay=None, **kwargs):
+    layer = VectorQuantizer(len(codebook), codebook.shape[1], ema_decay=ema_decay, **kwargs)
     layer.updates.assign(1)  # keep the codebook below
     layer.codebook.assign(codebook)
     if ema_decay is not None:
@@ -120,10 +120,7 @@ def test_the_first_training_call_draws_the_codebook_from_the_batch():
 
 def test_a_code_that_no_vector_chooses_restarts_at_a_vector_of_the_batch():
     codebook = np.concatenate([CODEBOOK, [[50.0, 50.0]]]).astype("float32")  # e_3: never chosen
-    layer = VectorQuantizer(4, 2, ema_decay=0.9, dead_code_threshold=0.95)
-    layer.updates.assign(1)
-    layer.codebook.assign(codebook)
-    layer.ema_sums.assign(codebook)
+    layer = quantizer_with(codebook, ema_decay=0.9, dead_code_threshold=0.95)
     layer(tf.constant(Z_E), training=True)
     # N_3 = 0.9 * 1 + 0.1 * 0 = 0.9 < 0.95: restarted at a batch vector, count 1; others kept.
     assert any(np.allclose(layer.codebook.numpy()[3], v) for v in Z_E.reshape(-1, 2))
