@@ -244,7 +244,8 @@ def test_a_dead_worker_stops_the_others_and_all_resume_from_the_chiefs_checkpoin
     run = tmp_path / "run"
     args = [sys.executable, "train.py", "--model", "dense_vae", *SMALL, "--epochs", "12",
             "--strategy", "multi_worker", "--run-dir", str(run), "--workers", "2"]
-    launcher = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+    env = {**ENV, "TMPDIR": str(tmp_path)}  # the killed worker's folder and the workers' logs
+    launcher = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
@@ -269,7 +270,7 @@ def test_a_dead_worker_stops_the_others_and_all_resume_from_the_chiefs_checkpoin
     saved = state(checkpoints(run)[-1])["global_step"]
     assert 6 <= saved < 12 * 2
 
-    again = subprocess.run(args, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming from step-" in again.stdout
     assert state(checkpoints(run)[-1])["global_step"] == 12 * 2
