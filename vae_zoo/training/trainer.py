@@ -149,6 +149,7 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
     initial_epoch = initial_step = 0
     run.create()
     if resume:
+        run.start_from_chief()
         found = latest_checkpoint(run.path / run.CHECKPOINTS)  # every worker reads the chief's
         if found is not None:
             path, state = found
