@@ -25,12 +25,13 @@ class TapConv2DTranspose(keras.layers.Conv2DTranspose):
         kernel = tf.reshape(self.kernel, (kh * kw * filters, channels))
         pixels = tf.reshape(inputs, (-1, height * width, channels))
         taps = tf.matmul(kernel, pixels, transpose_b=True)  # (batch, kh*kw*filters, h*w)
-        taps = tf.reshape(taps, (-1, kh, kw, filters, height, width))
+        taps = tf.reshape(taps, (-1, kh * kw * filters, height, width))  # 4-D: TFLite pads those
         # Tap (i, j) of input pixel (p, q) lands on output pixel (p + i - top, q + j - left).
         top, left = (kh - 1) // 2, (kw - 1) // 2
-        taps = tf.pad(taps, [[0, 0]] * 4 + [[kh - 1, kh - 1], [kw - 1, kw - 1]])
+        taps = tf.pad(taps, [[0, 0], [0, 0], [kh - 1, kh - 1], [kw - 1, kw - 1]])
         outputs = tf.add_n([
-            taps[:, i, j, :, kh - 1 - i + top:kh - 1 - i + top + height,
+            taps[:, (i * kw + j) * filters:(i * kw + j + 1) * filters,
+                 kh - 1 - i + top:kh - 1 - i + top + height,
                  kw - 1 - j + left:kw - 1 - j + left + width]
             for i in range(kh) for j in range(kw)])
         outputs = tf.transpose(outputs, (0, 2, 3, 1))
