@@ -175,13 +175,14 @@ def decoder_flop(model):
 
 def stock_output_twin(model, x):
     """`model` with the stock `Conv2DTranspose` as its decoder's output layer, same weights: the
-    decoder before issue #13 (`TapConv2DTranspose` runs the same map faster outside training)."""
+    decoder before issue #13 (`vae_zoo.layers.Conv2DTranspose` runs the same map faster outside
+    training)."""
     import keras
 
-    from vae_zoo.layers import TapConv2DTranspose
+    from vae_zoo import layers
 
     def stock(layer):
-        kind = keras.layers.Conv2DTranspose if type(layer) is TapConv2DTranspose else type(layer)
+        kind = keras.layers.Conv2DTranspose if type(layer) is layers.Conv2DTranspose else type(layer)
         return kind.from_config(layer.get_config())
 
     twin = type(model).from_config(model.get_config())
@@ -241,7 +242,7 @@ def evaluation(preset, k, images, rounds):
     x = folder.read_check()["x"][:images]
     before = stock_output_twin(model, x)
     flop = decoder_flop(model)
-    sweep = decoder_sweep({"stock output layer": before.decoder, "TapConv2DTranspose": model.decoder},
+    sweep = decoder_sweep({"stock output layer": before.decoder, "tap output layer": model.decoder},
                           model.latent_dim, flop, (256, 1024, 4096, 16384), rounds)
 
     def estimator(m):

@@ -11,7 +11,7 @@ from vae_zoo.layers import BernoulliLikelihood
 from vae_zoo.layers import DiagonalGaussianHead
 from vae_zoo.layers import GaussianLikelihood
 from vae_zoo.layers import Sampling
-from vae_zoo.layers import TapConv2DTranspose
+from vae_zoo.layers import Conv2DTranspose as TapConv2DTranspose
 from vae_zoo.layers import get_likelihood
 from vae_zoo.distributions import kl_to_standard_normal
 
@@ -144,3 +144,21 @@ def test_tap_transposed_convolution_equals_the_stock_op_outside_training(filters
     stock(x)
     stock.set_weights(layer.get_weights())
     np.testing.assert_array_equal(strided(x, training=False), stock(x))
+
+
+def test_tap_transposed_convolution_loads_weights_saved_with_the_stock_layer(tmp_path):
+    """`.keras` files find a layer's weights by its class name: models and checkpoints written
+    with Keras' `Conv2DTranspose` must load into the tap layer (and back)."""
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 4)).astype("float32")
+
+    def decoder(kind):
+        inputs = keras.Input((5, 5, 4))
+        h = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")(inputs)
+        return keras.Model(inputs, kind(1, 3, padding="same")(h))
+
+    stock, tap = decoder(keras.layers.Conv2DTranspose), decoder(TapConv2DTranspose)
+    stock.save_weights(tmp_path / "stock.weights.h5")
+    tap.load_weights(tmp_path / "stock.weights.h5")
+    np.testing.assert_allclose(tap(x), stock(x), atol=1e-5)
+    tap.save_weights(tmp_path / "tap.weights.h5")
+    stock.load_weights(tmp_path / "tap.weights.h5")

@@ -3,8 +3,8 @@ import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="vae_zoo")
-class TapConv2DTranspose(keras.layers.Conv2DTranspose):
-    """A `Conv2DTranspose` whose inference pass, stride 1 and 'same' padding, is one matrix
+class Conv2DTranspose(keras.layers.Conv2DTranspose):
+    """Keras' `Conv2DTranspose` whose inference pass, stride 1 and 'same' padding, is one matrix
     product and a shift-add: for a conv decoder's output layer, to few channels.
 
     oneDNN runs a transposed convolution to one channel at a few percent of the CPU's speed: in
@@ -14,7 +14,9 @@ class TapConv2DTranspose(keras.layers.Conv2DTranspose):
     kernel tap's contribution at every pixel at once, a `(kh*kw*filters, channels)` product,
     and adds the taps' planes shifted into place: the same sums in another order, equal up to
     float rounding. Training keeps the stock op, whose backward pass is the faster one.
-    Weights, config and every other setting are `Conv2DTranspose`'s.
+    Weights, config and every other setting are Keras' own. So is the class name, on purpose:
+    `.keras` files locate a layer's weights by its class name (`conv2d_transpose_2`), so models
+    and checkpoints saved with the stock layer load into this one, and the other way round.
     """
 
     def call(self, inputs, training=None):
