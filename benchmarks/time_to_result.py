@@ -321,8 +321,9 @@ def main():
         last = json.loads(previous.read_text())
         parts = [PARTS[part] for part in args.skip if last.get(PARTS[part])]
         results.update({part: last[part] for part in parts})
-        results["kept"] = {"parts": parts, **{key: last.get(key) for key in (
-            "load_average_at_start", "load_average_at_end")}}
+        # Each kept part keeps the load averages of the run that measured it.
+        results["kept"] = {part: last.get("kept", {}).get(part) or {key: last.get(key) for key in (
+            "load_average_at_start", "load_average_at_end")} for part in parts}
     results["load_average_at_start"] = [round(v, 2) for v in load]
     models = args.models or available_models()
     runs = Path(args.runs)
@@ -341,11 +342,10 @@ def main():
 def table(results):
     lines = [f"Load average (1, 5, 15 min) at start {results['load_average_at_start']}, at end "
              f"{results['load_average_at_end']} (2 cores, shared).", ""]
-    if results.get("kept"):
-        kept = results["kept"]
-        lines += [f"Kept from the previous run of the script (skipped this time): "
-                  f"{', '.join(kept['parts'])}; its load average at start "
-                  f"{kept['load_average_at_start']}, at end {kept['load_average_at_end']}.", ""]
+    for part, load in (results.get("kept") or {}).items():
+        lines += [f"`{part}` is kept from an earlier run of the script (skipped this time), load "
+                  f"average at start {load['load_average_at_start']}, at end "
+                  f"{load['load_average_at_end']}.", ""]
     if results["train"]:
         lines += ["### Training runs (embedded MNIST sample)", "",
                   "| model | epochs | process wall s | process CPU s | training wall s | bare steps s "
