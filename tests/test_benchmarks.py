@@ -122,4 +122,5 @@ def test_time_to_result_script(tmp_path):
     run("time_to_result.py", "--skip", "train", "pythae", "eval", "--out", str(tmp_path))
     again = json.loads((tmp_path / "time_to_result.json").read_text())
     assert again["train"] == results["train"] and again["evaluation"] == results["evaluation"]
-    assert "Kept from the previous run" in (tmp_path / "time_to_result.md").read_text()
+    assert again["kept"]["train"]["load_average_at_start"] == results["load_average_at_start"]
+    assert "`train` is kept from an earlier run" in (tmp_path / "time_to_result.md").read_text()
