@@ -190,14 +190,18 @@ def main():
         full_cell = (f"{row['full_machine_images_per_second']:.0f} ({row['full_machine_epochs']})"
                      if row["full_machine_images_per_second"] else "none (0)")
         lines.append(f"| {row['name']}: {row['description']} | {row['params']:,} | "
-                     f"{row['images_per_second']:.0f} | {row['vs_keras_io']}x | {full_cell} | "
-                     f"{row['full_machine_vs_keras_io']}x | {row['images_per_cpu_second']:.0f} | "
-                     f"{row['peak_rss_mb']} | "
+                     f"{row['images_per_second']:.0f} | {_times(row['vs_keras_io'])} | "
+                     f"{full_cell} | {_times(row['full_machine_vs_keras_io'])} | "
+                     f"{row['images_per_cpu_second']:.0f} | {row['peak_rss_mb']} | "
                      + ", ".join(f"{e['images_per_second']:.0f} ({e['cores']:.1f})"
                                  for e in row["epochs"]) + " |")
     lines += ["", f"Command: `python benchmarks/throughput.py --rounds {args.rounds} "
               f"--dataset {args.dataset}`"]
     write_results(args.out, "throughput", "\n".join(lines), {"header": header, "rows": rows})
+
+
+def _times(ratio):
+    return "-" if ratio is None else f"{ratio}x"  # no ratio without the keras.io row
 
 
 def _ratio(values, name):

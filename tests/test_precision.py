@@ -116,7 +116,8 @@ def test_a_run_records_what_auto_chose_and_keeps_it_on_other_hardware(tmp_path, 
     lines = []
     metrics = train(config, folder, verbose=0, log=lines.append)
     assert "precision: mixed_bfloat16 (auto: CPU has avx512_bf16)" in lines
-    assert metrics["precision"] == {"value": "mixed_bfloat16", "reason": "auto: CPU has avx512_bf16"}
+    assert metrics["precision"] == {"value": "mixed_bfloat16",
+                                    "reason": "auto: CPU has avx512_bf16"}
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["precision"] == \
         "mixed_bfloat16"
     assert keras.models.load_model(run / "model.keras").dtype_policy.name == "mixed_bfloat16"
