@@ -30,6 +30,10 @@ def test_throughput_script(tmp_path):
     assert all(r["peak_rss_mb"] > 100 for r in rows)
     assert all(len(r["epochs"]) == 1 and 0 < r["epochs"][0]["cores"] <= os.cpu_count() + 0.1
                for r in rows)
+    for r in rows:  # images per CPU-second: the epoch's images/s over the cores it used
+        epoch = r["epochs"][0]
+        assert r["images_per_cpu_second"] == pytest.approx(
+            epoch["images_per_second"] / epoch["cores"], rel=0.03)
     assert "| keras_io_recipe" in (tmp_path / "throughput.md").read_text()
 
 

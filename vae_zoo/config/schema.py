@@ -12,7 +12,7 @@ import yaml
 from vae_zoo.errors import UserInputError
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
 
 class _Loader(yaml.SafeLoader):
@@ -128,7 +128,9 @@ class TrainConfig:
 
     `precision` is the Keras dtype policy of the hidden layers: `mixed_bfloat16` for CPUs with
     AVX512-BF16 or AMX and for TPUs and Ampere+ GPUs, `mixed_float16` (with loss scaling) for
-    older GPUs. The latent head, p(x|z) and the loss are float32 in every mode.
+    older GPUs. The latent head, p(x|z) and the loss are float32 in every mode. `auto` chooses
+    `mixed_bfloat16` or `float32` for the hardware when the run starts
+    (`vae_zoo.training.precision`), and the run's config.yaml records the choice.
 
     A model that trains in two stages (`Capabilities.stages`: a learned prior after the
     autoencoder) trains `epochs` epochs of the first and then `prior_epochs` of the second, in
@@ -245,6 +247,10 @@ class RunConfig:
             sections[name] = section_cls(**values)
             sections[name].validate()
         return cls(model=model, **sections)
+
+    def with_precision(self, precision):
+        """A copy that trains in `precision` (e.g. what `train.precision: auto` chose)."""
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, precision=precision))
 
     def to_dict(self):
         return {
