@@ -37,17 +37,17 @@ CANDIDATES = {
     "keras_io_recipe": ("keras.io conv VAE, Keras defaults (XLA off on CPU)", None, []),
     "conv_vae_keras_io_arch": (
         "conv_vae with the recipe's architecture (conv 32/64, dense 16, latent 2)", "conv_vae",
-        ["model.hidden_units=[16]", "model.latent_dim=2"]),
+        ["model.hidden_units=[16]", "model.latent_dim=2", "train.precision=float32"]),
     "conv_vae_keras_io_arch_bf16": (
         "the same in mixed bfloat16 (train.precision=mixed_bfloat16)", "conv_vae",
         ["model.hidden_units=[16]", "model.latent_dim=2", "train.precision=mixed_bfloat16"]),
-    "conv_vae": ("conv_vae, zoo defaults", "conv_vae", []),
+    "conv_vae": ("conv_vae, zoo defaults, float32", "conv_vae", ["train.precision=float32"]),
     "conv_vae_bf16": ("conv_vae, zoo defaults, mixed bfloat16", "conv_vae",
                       ["train.precision=mixed_bfloat16"]),
-    "dense_vae": ("dense_vae, zoo defaults", "dense_vae", []),
+    "dense_vae": ("dense_vae, zoo defaults, float32", "dense_vae", ["train.precision=float32"]),
     "dense_vae_bf16": ("dense_vae, zoo defaults, mixed bfloat16", "dense_vae",
                        ["train.precision=mixed_bfloat16"]),
-    "beta_vae": ("beta_vae, zoo defaults", "beta_vae", []),
+    "beta_vae": ("beta_vae, zoo defaults, float32", "beta_vae", ["train.precision=float32"]),
 }
 
 
