@@ -91,7 +91,8 @@ def train_once(setup, model, epochs, batch_size, folder):
     command = [sys.executable, "train.py", "--model", model, "--dataset", "mnist_sample",
                "--epochs", str(epochs), "--batch-size", str(batch_size), "--run-dir", str(run),
                "--set", "eval.iw_samples=2", "--set", "eval.iw_examples=64",
-               "--set", "eval.pictures=false", "--set", "data.test_limit=256"]
+               "--set", "eval.pictures=false", "--set", "data.test_limit=256",
+               "--set", "train.precision=float32"]
     if setup == "1 process":
         wall, cpu, _ = run_processes([pinned(0, command)], [dict(os.environ)])
     else:

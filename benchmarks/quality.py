@@ -57,6 +57,8 @@ def command(row, dataset, seed, args):
            "--set", f"train.seed={seed}", "--set", "data.binarize=true",
            "--set", f"eval.iw_samples={args.k}", "--set", f"eval.iw_examples={args.iw_examples}",
            "--set", "eval.pictures=false"]
+    if not any(override.startswith("train.precision=") for override in overrides):
+        overrides = ["train.precision=float32", *overrides]  # not `auto`: the same on any machine
     for override in overrides:
         cmd += ["--set", override]
     return cmd, run_dir

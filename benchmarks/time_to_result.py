@@ -45,6 +45,8 @@ from benchmarks.common import write_results  # noqa: E402
 RUNS = ROOT / "benchmarks" / "runs" / "time_to_result"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 MNIST_TEST_IMAGES = 10_000
+PARTS = {"train": "train", "breakdown": "breakdown", "pythae": "pythae",
+         "eval": "evaluation"}  # --skip name: results key
 
 
 def children_cpu():
@@ -185,20 +187,20 @@ def versus_pythae(runs, pythae_python, rounds, epochs):
 
 
 def matmul_peak(size=2048, repeats=10):
-    """float32 GFLOP/s of a size^3 tf.matmul: the best of `repeats`, and their median."""
-    import numpy as np
+    """float32 GFLOP/s of a size^3 tf.matmul: the best of `repeats` by wall time, and per
+    CPU-second over all of them (what the cores reach while they run, whatever the load)."""
     import tensorflow as tf
 
     a = tf.random.normal([size, size])
     b = tf.random.normal([size, size])
     tf.matmul(a, b).numpy()
-    times = []
+    times, cpu = [], time.process_time()
     for _ in range(repeats):
         start = time.perf_counter()
         tf.matmul(a, b).numpy()
         times.append(time.perf_counter() - start)
     flop = 2 * size**3
-    return flop / min(times) / 1e9, flop / float(np.median(times)) / 1e9
+    return flop / min(times) / 1e9, flop * repeats / (time.process_time() - cpu) / 1e9
 
 
 def decoder_flop(model):
@@ -220,77 +222,104 @@ def decoder_flop(model):
     return int(total)
 
 
-def previous_estimator(model, k):
-    """The estimator this benchmark compares with (vae_zoo before issue #13): 16 images at a
-    time, one host call per chunk of about 4096 decoded images, logsumexp folded on the host."""
-    import numpy as np
-    import tensorflow as tf
-
-    @tf.function(reduce_retracing=True)
-    def chunk_sum(x, size):
-        return tf.reduce_logsumexp(model.log_importance_weights(x, size), axis=0)
-
-    def estimate(x):
-        out = []
-        for start in range(0, len(x), 16):
-            part = tf.convert_to_tensor(x[start:start + 16])
-            chunk = max(1, min(k, 4096 // len(part)))
-            log_sum, done = tf.fill([len(part)], -math.inf), 0
-            while done < k:
-                size = min(chunk, k - done)
-                log_sum = tf.reduce_logsumexp(tf.stack([log_sum, chunk_sum(part, size)]), axis=0)
-                done += size
-            out.append((log_sum - math.log(k)).numpy())
-        return np.concatenate(out)
-
-    return estimate
-
-
-def evaluation(run_dir, k, images, rounds):
+def stock_output_twin(model, x):
+    """`model` with the stock `Conv2DTranspose` as its decoder's output layer, same weights: the
+    decoder before issue #13 (`vae_zoo.layers.Conv2DTranspose` runs the same map faster outside
+    training)."""
     import keras
+
+    from vae_zoo import layers
+
+    def stock(layer):
+        kind = keras.layers.Conv2DTranspose if type(layer) is layers.Conv2DTranspose else type(layer)
+        return kind.from_config(layer.get_config())
+
+    twin = type(model).from_config(model.get_config())
+    twin(x[:1])
+    twin.set_weights(model.get_weights())
+    twin.decoder = keras.models.clone_model(model.decoder, clone_function=stock)
+    twin.decoder.set_weights(model.decoder.get_weights())
+    return twin
+
+
+def timed(fn, *args):
+    """(result, wall seconds, CPU seconds) of `fn(*args)`."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn(*args)
+    return result, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def decoder_sweep(decoders, latent_dim, flop, rows_list, rounds):
+    """GFLOP/s of the decoder alone by rows per call (wall and per CPU-second), interleaved."""
     import numpy as np
     import tensorflow as tf
 
-    import vae_zoo  # noqa: F401  (registers the models with Keras)
-    from vae_zoo.config import RunConfig
-    from vae_zoo.data import images_of
-    from vae_zoo.data import load_data
-    from vae_zoo.data import make_batches
+    calls = {}
+    for name, decoder in decoders.items():
+        for jit in (False, True):
+            fn = tf.function(lambda z, d=decoder: tf.reduce_sum(d(z, training=False)),
+                             jit_compile=jit)
+            for rows in rows_list:
+                z = tf.random.normal([rows, latent_dim])
+                fn(z).numpy()  # traces (and compiles)
+                calls[(name, "XLA" if jit else "graph", rows)] = (fn, z)
+    times = {key: [] for key in calls}
+    for _ in range(rounds):
+        for key, (fn, z) in calls.items():
+            repeats = max(1, 8192 // key[2])
+            _, wall, cpu = timed(lambda: [fn(z) for _ in range(repeats)][-1].numpy())
+            times[key].append((wall, cpu, repeats * key[2]))
+    rows = []
+    for (name, compiler, n), runs in times.items():
+        wall = min(w / r for w, _, r in runs)
+        cpu = float(np.median([c / r for _, c, r in runs]))
+        rows.append({"decoder": name, "compiler": compiler, "rows_per_call": n,
+                     "gflops_wall": round(flop / wall / 1e9, 1),
+                     "gflops_per_cpu_second": round(flop / cpu / 1e9, 1)})
+    return rows
+
+
+def evaluation(preset, k, images, rounds):
+    import numpy as np
+
     from vae_zoo.evaluation.iw_nll import importance_weighted_log_likelihood
+    from vae_zoo.evaluation.iw_nll import in_precision
+    from vae_zoo.presets.sources import resolve_preset
 
-    model = keras.models.load_model(run_dir / "model.keras")
-    config = RunConfig.from_dict(__import__("yaml").safe_load((run_dir / "config.yaml").read_text()))
-    data = load_data(config.data, seed=config.train.seed)
-    x = images_of(make_batches(data, "test", config.data, seed=config.train.seed), images)
-    bf16 = config.model.build(data.spec, precision="mixed_bfloat16")
-    bf16(x[:2])
-    bf16.set_weights(model.get_weights())
+    folder = resolve_preset(preset)
+    model = folder.load_model()
+    x = folder.read_check()["x"][:images]
+    before = stock_output_twin(model, x)
+    flop = decoder_flop(model)
+    sweep = decoder_sweep({"stock output layer": before.decoder, "tap output layer": model.decoder},
+                          model.latent_dim, flop, (256, 1024, 4096, 16384), rounds)
 
-    def new(m):
+    def estimator(m):
         def estimate(x):
             return np.concatenate([importance_weighted_log_likelihood(m, x[i:i + 64], k).numpy()
                                    for i in range(0, len(x), 64)])
         return estimate
 
-    candidates = {"previous (host loop per chunk)": previous_estimator(model, k),
-                  "new, float32": new(model), "new, bfloat16 hidden layers": new(bf16)}
+    candidates = {"before (stock Conv2DTranspose output layer)": estimator(before),
+                  "after, float32": estimator(model),
+                  "after, bfloat16 hidden layers": estimator(in_precision(model, "mixed_bfloat16", x[:2]))}
     for fn in candidates.values():  # warm-up: traces
         fn(x[:2])
     peaks, timings, estimates = [], {n: [] for n in candidates}, {n: [] for n in candidates}
     for _ in range(rounds):
         peaks.append(matmul_peak())
         for name, fn in candidates.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            estimates[name].append(fn(x))
-            timings[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+            values, wall, cpu = timed(fn, x)
+            estimates[name].append(values)
+            timings[name].append((wall, cpu))
     peak = max(p[0] for p in peaks)
-    flop_per_image = decoder_flop(model) * k
-    reference = np.concatenate(estimates["new, float32"])
+    peak_cpu = float(np.median([p[1] for p in peaks]))
+    flop_per_image = flop * k
+    reference = np.concatenate(estimates["after, float32"])
     rows = []
     for name in candidates:
-        walls = sorted(t[0] for t in timings[name])
-        best = walls[0]
-        ips = images / best
+        ips = images / min(t[0] for t in timings[name])
+        cpu_per_image = float(np.median([t[1] for t in timings[name]])) / images
         values = np.concatenate(estimates[name])
         diff = values - reference
         rows.append({
@@ -299,15 +328,21 @@ def evaluation(run_dir, k, images, rounds):
             "walls": [round(t[0], 2) for t in timings[name]],
             "cpus": [round(t[1], 2) for t in timings[name]],
             "projected_minutes_10k": round(MNIST_TEST_IMAGES / ips / 60, 1),
+            # Both cores busy with this alone, at the rate each reached per CPU-second:
+            "projected_minutes_10k_two_cores": round(MNIST_TEST_IMAGES * cpu_per_image / 2 / 60, 1),
             "gflops": round(flop_per_image * ips / 1e9, 1),
             "fraction_of_peak": round(flop_per_image * ips / 1e9 / peak, 3),
+            "gflops_per_cpu_second": round(flop_per_image / cpu_per_image / 1e9, 1),
+            "fraction_of_peak_per_cpu_second": round(flop_per_image / cpu_per_image / 1e9 / peak_cpu, 3),
             "mean_nll": round(float(-values.mean()), 3),
-            "shift_vs_new_float32": round(float(-diff.mean()), 4),
+            "shift_vs_after_float32": round(float(-diff.mean()), 4),
             "shift_standard_error": round(float(diff.std(ddof=1) / math.sqrt(len(diff))), 4)
-            if name != "new, float32" else 0.0,
+            if name != "after, float32" else 0.0,
         })
-    return {"model": model.name, "peak_gflops": round(peak, 1), "peaks": [[round(a, 1), round(b, 1)] for a, b in peaks],
-            "decoder_mflop_per_pass": round(decoder_flop(model) / 1e6, 2), "rows": rows}
+    return {"model": f"{model.name} (preset {preset})", "peak_gflops": round(peak, 1),
+            "peak_gflops_per_cpu_second": round(peak_cpu, 1),
+            "peaks": [[round(a, 1), round(b, 1)] for a, b in peaks],
+            "decoder_mflop_per_pass": round(flop / 1e6, 2), "rows": rows, "decoder_sweep": sweep}
 
 
 def main():
@@ -318,8 +353,8 @@ def main():
     parser.add_argument("--pythae-epochs", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of 2. and 3.")
     parser.add_argument("--k", type=int, default=5000)
-    parser.add_argument("--eval-model", default="conv_vae",
-                        help="the model whose IW NLL is timed (its run of step 1, else trained)")
+    parser.add_argument("--eval-preset", default="conv_vae_mnist",
+                        help="the preset whose IW NLL is timed, on its check images (test split)")
     parser.add_argument("--runs", default=str(RUNS), help="folder for the training runs")
     parser.add_argument("--eval-images", type=int, default=32)
     parser.add_argument("--breakdown-model", default="dense_vae",
@@ -336,8 +371,16 @@ def main():
     from vae_zoo.config import available_models
 
     load = os.getloadavg()
-    results = {"load_average_at_start": [round(v, 2) for v in load], "train": [],
-               "breakdown": [], "pythae": [], "evaluation": None}
+    results = {"train": [], "breakdown": [], "pythae": [], "evaluation": None}
+    previous = Path(args.out) / "time_to_result.json"
+    if args.skip and previous.is_file():  # the skipped parts keep their last results
+        last = json.loads(previous.read_text())
+        parts = [PARTS[part] for part in args.skip if last.get(PARTS[part])]
+        results.update({part: last[part] for part in parts})
+        # Each kept part keeps the load averages of the run that measured it.
+        results["kept"] = {part: last.get("kept", {}).get(part) or {key: last.get(key) for key in (
+            "load_average_at_start", "load_average_at_end")} for part in parts}
+    results["load_average_at_start"] = [round(v, 2) for v in load]
     models = args.models or available_models()
     runs = Path(args.runs)
     sample = ["--dataset", "mnist_sample"] + (["--epochs", str(args.epochs)] if args.epochs else [])
@@ -351,10 +394,7 @@ def main():
     if "pythae" not in args.skip:
         results["pythae"] = versus_pythae(runs, args.pythae, args.rounds, args.pythae_epochs)
     if "eval" not in args.skip:
-        run = runs / args.eval_model
-        if not (run / "model.keras").exists():
-            train_run(args.eval_model, run, *sample)
-        results["evaluation"] = evaluation(run, args.k, args.eval_images, args.rounds)
+        results["evaluation"] = evaluation(args.eval_preset, args.k, args.eval_images, args.rounds)
     results["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     write_results(args.out, "time_to_result", table(results), results)
 
@@ -362,6 +402,10 @@ def main():
 def table(results):
     lines = [f"Load average (1, 5, 15 min) at start {results['load_average_at_start']}, at end "
              f"{results['load_average_at_end']} (2 cores, shared).", ""]
+    for part, load in (results.get("kept") or {}).items():
+        lines += [f"`{part}` is kept from an earlier run of the script (skipped this time), load "
+                  f"average at start {load['load_average_at_start']}, at end "
+                  f"{load['load_average_at_end']}.", ""]
     if results["train"]:
         lines += ["### Training runs (embedded MNIST sample)", "",
                   "| model | epochs | process wall s | process CPU s | training wall s | bare steps s "
@@ -386,17 +430,10 @@ def table(results):
                          f"| {r['train_wall']} |")
         lines.append("")
     ev = results["evaluation"]
-    if ev:
-        lines += [f"### IW NLL, {ev['model']}, k = {ev['rows'][0]['k']}", "",
-                  f"float32 peak (2048^3 tf.matmul, best of each round): {ev['peak_gflops']} GFLOP/s; "
-                  f"decoder {ev['decoder_mflop_per_pass']} MFLOP per pass.", "",
-                  "| estimator | images | images/s | walls s | CPU s | 10,000 images (min) | GFLOP/s "
-                  "| of peak | mean NLL | shift vs new float32 (SE) |", "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in ev["rows"]:
-            lines.append(f"| {r['estimator']} | {r['images']} | {r['images_per_second']} | {r['walls']} "
-                         f"| {r['cpus']} | {r['projected_minutes_10k']} | {r['gflops']} | "
-                         f"{r['fraction_of_peak']:.0%} | {r['mean_nll']} | {r['shift_vs_new_float32']} "
-                         f"({r['shift_standard_error']}) |")
+    if ev and "decoder_sweep" in ev:
+        lines += evaluation_table(ev)
+    elif ev:
+        lines += ["### IW NLL (an earlier run of the script: see the json)", ""]
     return "\n".join(lines)
 
 
@@ -430,6 +467,35 @@ def breakdown_table(rows):
               "other checkout; its saved columns are its median minus the full run's, what the "
               "change saves.", ""]
     return lines
+
+
+def evaluation_table(ev):
+    k = ev["rows"][0]["k"]
+    lines = [f"### IW NLL, {ev['model']}, k = {k}", "",
+             f"float32 peak (2048^3 tf.matmul, same process): {ev['peak_gflops']} GFLOP/s wall (best "
+             f"of each round), {ev['peak_gflops_per_cpu_second']} GFLOP per CPU-second (median); "
+             f"decoder {ev['decoder_mflop_per_pass']} MFLOP per pass, "
+             f"{ev['decoder_mflop_per_pass'] * k / 1000:.1f} GFLOP per image.", "",
+             "| estimator | images | images/s | walls s | CPU s | 10,000 images (min) at this wall "
+             "| 10,000 images (min) on 2 free cores | GFLOP/s | of peak | GFLOP per CPU-s | of peak "
+             "per CPU-s | mean NLL | shift vs after, float32 (SE) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in ev["rows"]:
+        lines.append(f"| {r['estimator']} | {r['images']} | {r['images_per_second']} | {r['walls']} "
+                     f"| {r['cpus']} | {r['projected_minutes_10k']} | "
+                     f"{r['projected_minutes_10k_two_cores']} | {r['gflops']} | "
+                     f"{r['fraction_of_peak']:.0%} | {r['gflops_per_cpu_second']} | "
+                     f"{r['fraction_of_peak_per_cpu_second']:.0%} | {r['mean_nll']} | "
+                     f"{r['shift_vs_after_float32']} ({r['shift_standard_error']}) |")
+    lines += ["", "On 2 free cores: 10,000 x the CPU-seconds per image / 2, i.e. both cores at the "
+              "rate this estimator reached per CPU-second (the wall column is what the shared "
+              "machine gave it).", "", "The decoder alone, GFLOP/s by rows (z's) per call, "
+              "interleaved (wall: best round; per CPU-second: median):", "",
+              "| output layer | compiler | rows per call | GFLOP/s wall | GFLOP per CPU-s |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {r['decoder']} | {r['compiler']} | {r['rows_per_call']} | {r['gflops_wall']} "
+              f"| {r['gflops_per_cpu_second']} |" for r in ev["decoder_sweep"]]
+    return lines + [""]
 
 
 if __name__ == "__main__":

@@ -21,24 +21,29 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 PRESETS = {
     "conv_vae_mnist": {
         "description": "conv_vae trained on the embedded MNIST sample (5,000 digits, grey pixels)",
-        "train": ["--model", "conv_vae", "--dataset", "mnist_sample", "--epochs", "30", "--seed", "0"],
+        "train": ["--model", "conv_vae", "--dataset", "mnist_sample", "--epochs", "30", "--seed", "0",
+                  "--set", "train.precision=float32"],
     },
     "beta_vae_mnist": {
         "description": "beta_vae (beta = 4, latent 10) trained on the embedded MNIST sample",
-        "train": ["--model", "beta_vae", "--dataset", "mnist_sample", "--epochs", "30", "--seed", "0"],
+        "train": ["--model", "beta_vae", "--dataset", "mnist_sample", "--epochs", "30", "--seed", "0",
+                  "--set", "train.precision=float32"],
     },
     "conv_vae_fashion_mnist": {
         "description": "conv_vae trained on Fashion-MNIST (60,000 images, grey pixels), 5 epochs",
-        "train": ["--model", "conv_vae", "--dataset", "fashion_mnist", "--epochs", "5", "--seed", "0"],
+        "train": ["--model", "conv_vae", "--dataset", "fashion_mnist", "--epochs", "5", "--seed", "0",
+                  "--set", "train.precision=float32"],
     },
     "beta_vae_fashion_mnist": {
         "description": "beta_vae (beta = 4, latent 10) trained on Fashion-MNIST, 5 epochs",
-        "train": ["--model", "beta_vae", "--dataset", "fashion_mnist", "--epochs", "5", "--seed", "0"],
+        "train": ["--model", "beta_vae", "--dataset", "fashion_mnist", "--epochs", "5", "--seed", "0",
+                  "--set", "train.precision=float32"],
     },
     "beta_tcvae_dsprites": {
         "description": "beta_tcvae (beta = 6, latent 10, disentanglement_lib's four stride-2 "
                        "convs) on dSprites drawn in code: 3 epochs of 60,000 images",
         "train": ["--model", "beta_tcvae", "--dataset", "dsprites", "--epochs", "3", "--seed", "0",
+                  "--set", "train.precision=float32",
                   "--set", "model.filters=[32,32,64,64]", "--set", "data.train_limit=60000"],
         "disentanglement": True,
         "disentanglement_points": 2000,  # a 2-core budget: metric sample sizes capped at 2,000

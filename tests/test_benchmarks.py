@@ -30,6 +30,10 @@ def test_throughput_script(tmp_path):
     assert all(r["peak_rss_mb"] > 100 for r in rows)
     assert all(len(r["epochs"]) == 1 and 0 < r["epochs"][0]["cores"] <= os.cpu_count() + 0.1
                for r in rows)
+    for r in rows:  # images per CPU-second: the epoch's images/s over the cores it used
+        epoch = r["epochs"][0]
+        assert r["images_per_cpu_second"] == pytest.approx(
+            epoch["images_per_second"] / epoch["cores"], rel=0.03)
     assert "| keras_io_recipe" in (tmp_path / "throughput.md").read_text()
 
 
@@ -104,18 +108,27 @@ def test_multi_worker_script(tmp_path):
 
 
 def test_time_to_result_script(tmp_path):
-    run("time_to_result.py", "--models", "dense_vae", "--epochs", "1", "--eval-model",
-        "dense_vae", "--skip", "breakdown", "pythae", "--k", "3", "--eval-images", "2", "--rounds", "1",
-        "--runs", str(tmp_path / "runs"), "--out", str(tmp_path))
+    run("time_to_result.py", "--models", "dense_vae", "--epochs", "1", "--skip", "breakdown",
+        "pythae", "--k", "3", "--eval-images", "2", "--rounds", "1", "--runs",
+        str(tmp_path / "runs"), "--out", str(tmp_path))
     results = json.loads((tmp_path / "time_to_result.json").read_text())
     [row] = results["train"]
     assert row["model"] == "dense_vae" and row["timing"]["traces"] == {"train": 1, "test": 1}
     assert 0 < row["bare_steps"] < row["train_wall"] < row["process_wall"]
     estimators = [r["estimator"] for r in results["evaluation"]["rows"]]
-    assert estimators == ["previous (host loop per chunk)", "new, float32",
-                          "new, bfloat16 hidden layers"]
+    assert estimators == ["before (stock Conv2DTranspose output layer)", "after, float32",
+                          "after, bfloat16 hidden layers"]
     assert results["evaluation"]["peak_gflops"] > 0
+    assert {(r["decoder"], r["compiler"]) for r in results["evaluation"]["decoder_sweep"]} == {
+        (d, c) for d in ("stock output layer", "tap output layer") for c in ("graph", "XLA")}
     assert "| dense_vae | 1 |" in (tmp_path / "time_to_result.md").read_text()
+    # A part skipped later keeps its results and says so.
+    run("time_to_result.py", "--skip", "train", "breakdown", "pythae", "eval", "--out",
+        str(tmp_path))
+    again = json.loads((tmp_path / "time_to_result.json").read_text())
+    assert again["train"] == results["train"] and again["evaluation"] == results["evaluation"]
+    assert again["kept"]["train"]["load_average_at_start"] == results["load_average_at_start"]
+    assert "`train` is kept from an earlier run" in (tmp_path / "time_to_result.md").read_text()
 
 
 def test_a_run_without_its_four_parts_writes_none_of_them_and_still_ends(tmp_path):

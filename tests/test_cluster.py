@@ -222,6 +222,32 @@ def test_write_dir_is_the_run_folder_on_the_chief_and_a_removable_temporary_one_
     cluster.remove_write_dir(from_environment, run)
 
 
+def test_a_worker_resuming_a_run_starts_from_the_chiefs_histories_and_best_checkpoints(tmp_path):
+    from vae_zoo.run_folder import RunFolder
+
+    run = tmp_path / "run"
+    (run / "checkpoints/steps/step-000000004").mkdir(parents=True)
+    (run / "history.csv").write_text("epoch,loss,val_loss\n0,5.0,4.0\n")
+    (run / "history-prior.csv").write_text("epoch,loss,val_loss\n1,3.0,2.0\n2,2.5,2.5\n")
+    (run / "checkpoints/best.keras").write_bytes(b"autoencoder")
+    (run / "checkpoints/best-prior.keras").write_bytes(b"prior")
+    other = RunFolder(run, ClusterInfo({"worker": ("a:1", "b:1")}, "worker", 1, "TF_CONFIG"))
+    try:
+        assert other.best_epoch() is None and other.for_stage("prior").best_epoch() is None
+        other.start_from_chief()
+        assert other.best_epoch() == (1, 4.0)
+        assert other.for_stage("prior").best_epoch() == (2, 2.0)  # epoch 1, numbered from 1
+        assert other.for_stage("prior").best_checkpoint.read_bytes() == b"prior"
+        assert other.best_checkpoint.read_bytes() == b"autoencoder"
+        assert not (other.root / "checkpoints/steps").exists()  # read from the chief's folder
+    finally:
+        other.cleanup()
+    chief = RunFolder(run, ClusterInfo({"worker": ("a:1", "b:1")}, "worker", 0, "TF_CONFIG"))
+    chief.start_from_chief()  # its own folder: nothing to copy
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoints", "history-prior.csv",
+                                                       "history.csv"]
+
+
 # Real MultiWorkerMirroredStrategy on loopback ------------------------------------------------------
 
 ALL_REDUCE = """

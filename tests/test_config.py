@@ -48,7 +48,8 @@ def test_ints_are_accepted_where_floats_are_due():
     ("data.binarize=1", r"data.binarize must be of type bool"),
     ("train.strategy=tpu", r"train.strategy must be one of auto, default, one_device, mirrored"),
     ("data.image_size=[32]", r"data.image_size must be \[height, width\]"),
-    ("train.precision=bf16", r"train.precision must be one of float32, mixed_bfloat16, mixed_float16"),
+    ("train.precision=bf16",
+     r"train.precision must be one of auto, float32, mixed_bfloat16, mixed_float16, got 'bf16'"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(UserInputError, match=message):

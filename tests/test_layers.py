@@ -11,6 +11,7 @@ from vae_zoo.layers import BernoulliLikelihood
 from vae_zoo.layers import DiagonalGaussianHead
 from vae_zoo.layers import GaussianLikelihood
 from vae_zoo.layers import Sampling
+from vae_zoo.layers import Conv2DTranspose as TapConv2DTranspose
 from vae_zoo.layers import get_likelihood
 from vae_zoo.distributions import kl_to_standard_normal
 
@@ -98,8 +99,66 @@ def test_log_variance_is_clamped_so_extreme_features_stay_finite():
 
 
 @pytest.mark.parametrize("layer", [Sampling(), DiagonalGaussianHead(3),
-                                   GaussianLikelihood(0.2, True), BernoulliLikelihood()])
+                                   GaussianLikelihood(0.2, True), BernoulliLikelihood(),
+                                   TapConv2DTranspose(3, 5, padding="same", activation="relu")])
 def test_layers_serialize(layer):
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
     assert type(restored) is type(layer)
     assert restored.get_config() == layer.get_config()
+
+
+def test_tap_transposed_convolution_stamps_its_kernel_around_an_impulse():
+    """By hand: a transposed convolution adds kernel[i, j] * x[p, q] to output pixel
+    (p + i - 1, q + j - 1) for a 3x3 kernel; one non-zero pixel stamps the kernel (cropped at an
+    edge), plus the bias everywhere."""
+    layer = TapConv2DTranspose(1, 3, padding="same")
+    kernel = np.arange(1, 10, dtype="float32").reshape(3, 3, 1, 1)
+    layer.build((None, 5, 5, 1))
+    layer.set_weights([kernel, np.array([0.5], "float32")])
+    x = np.zeros((1, 5, 5, 1), "float32")
+    x[0, 2, 2, 0], x[0, 0, 4, 0] = 2.0, 1.0
+    expected = np.full((5, 5), 0.5, "float32")
+    expected[1:4, 1:4] += 2.0 * kernel[:, :, 0, 0]
+    expected[0:2, 3:5] += kernel[1:3, 0:2, 0, 0]
+    np.testing.assert_allclose(layer(x, training=False)[0, :, :, 0], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("filters,kernel_size", [(1, 3), (3, 3), (2, 4), (1, 5)])
+def test_tap_transposed_convolution_equals_the_stock_op_outside_training(filters, kernel_size):
+    layer = TapConv2DTranspose(filters, kernel_size, padding="same", activation="tanh")
+    x = np.random.default_rng(0).normal(size=(3, 7, 6, 8)).astype("float32")
+    layer(x)
+    layer.set_weights([np.random.default_rng(1).normal(size=w.shape).astype("float32")
+                       for w in layer.get_weights()])
+    stock = keras.layers.Conv2DTranspose.from_config(layer.get_config())
+    stock(x)
+    stock.set_weights(layer.get_weights())
+    np.testing.assert_allclose(layer(x, training=False), stock(x), atol=1e-5)
+    np.testing.assert_allclose(layer(x), stock(x), atol=1e-5)  # no training flag: inference
+    # Training runs the stock op; strided layers always do.
+    np.testing.assert_array_equal(layer(x, training=True), stock(x))
+    strided = TapConv2DTranspose.from_config({**layer.get_config(), "strides": 2})
+    strided(x)
+    strided.set_weights(layer.get_weights())
+    stock = keras.layers.Conv2DTranspose.from_config(strided.get_config())
+    stock(x)
+    stock.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(strided(x, training=False), stock(x))
+
+
+def test_tap_transposed_convolution_loads_weights_saved_with_the_stock_layer(tmp_path):
+    """`.keras` files find a layer's weights by its class name: models and checkpoints written
+    with Keras' `Conv2DTranspose` must load into the tap layer (and back)."""
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 4)).astype("float32")
+
+    def decoder(kind):
+        inputs = keras.Input((5, 5, 4))
+        h = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")(inputs)
+        return keras.Model(inputs, kind(1, 3, padding="same")(h))
+
+    stock, tap = decoder(keras.layers.Conv2DTranspose), decoder(TapConv2DTranspose)
+    stock.save_weights(tmp_path / "stock.weights.h5")
+    tap.load_weights(tmp_path / "stock.weights.h5")
+    np.testing.assert_allclose(tap(x), stock(x), atol=1e-5)
+    tap.save_weights(tmp_path / "tap.weights.h5")
+    stock.load_weights(tmp_path / "tap.weights.h5")

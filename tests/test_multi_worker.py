@@ -22,16 +22,61 @@ from tests.test_train_cli import ENV
 from tests.test_train_cli import REPO
 from vae_zoo.distribute.cluster import make_tf_config
 from vae_zoo.distribute.launcher import free_ports
+from vae_zoo.distribute.launcher import launch
 
 pytestmark = pytest.mark.slow
 # 135 sample images: 7 held out, 128 = 2 global batches of 64, so no batch is split unevenly.
 SMALL = ["--dataset", "mnist_sample", "--epochs", "2", "--batch-size", "64", "--set",
          "data.train_limit=135", "--set", "data.test_limit=64", "--set", "eval.iw_samples=2",
-         "--set", "eval.pictures=false", "--set", "train.checkpoint_every=1"]
+         "--set", "eval.pictures=false", "--set", "train.checkpoint_every=1",
+         # Workers and one process agree to 1e-5 in float32, whatever `auto` picks here.
+         "--set", "train.precision=float32"]
 
 
 def fingerprint(output):
     return next(line.split()[2] for line in output.splitlines() if line.startswith("final weights:"))
+
+
+def train_one_process(args, run_dir):
+    result = subprocess.run([sys.executable, "train.py", *args, "--run-dir", str(run_dir)],
+                            cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def start_workers(args, run_dir):
+    """`train.py args` as 2 workers on 127.0.0.1 writing `run_dir`, each with its TF_CONFIG;
+    their temporary folders go to `temporary(run_dir)`."""
+    addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
+    temporary(run_dir).mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen(
+        [sys.executable, "train.py", *args, "--strategy", "multi_worker", "--run-dir",
+         str(run_dir)], cwd=REPO, env={**ENV, "TF_CONFIG": make_tf_config(addresses, index),
+                                       "TMPDIR": str(temporary(run_dir))},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for index in range(2)]
+
+
+def temporary(run_dir):
+    return Path(run_dir).with_name(f"{Path(run_dir).name}-tmp")
+
+
+def finish(workers, timeout=600):
+    """`(stdout, stderr)` of each worker once it has ended; kills any still running."""
+    try:
+        return [worker.communicate(timeout=timeout) for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+
+
+def assert_same_weights(run, reference):
+    """The newest checkpoints of two runs hold the same arrays, equal within 1e-5 (relative to
+    the largest weight)."""
+    ours, theirs = weights(checkpoints(run)[-1]), weights(checkpoints(reference)[-1])
+    assert sorted(ours) == sorted(theirs)
+    scale = max(np.abs(v).max() for v in theirs.values() if v.dtype.kind == "f")
+    for name, value in theirs.items():
+        np.testing.assert_allclose(ours[name], value, rtol=1e-5, atol=1e-5 * scale, err_msg=name)
 
 
 @pytest.mark.parametrize("model_args", [
@@ -41,24 +86,9 @@ def fingerprint(output):
     ["--model", "factor_vae"],
 ], ids=["conv_vae", "capacity_beta_vae", "factor_vae"])
 def test_two_workers_match_one_process_and_the_chief_writes_the_run(tmp_path, model_args):
-    single = subprocess.run(
-        [sys.executable, "train.py", *model_args, *SMALL, "--run-dir", str(tmp_path / "single")],
-        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
-    assert single.returncode == 0, single.stderr[-3000:]
-
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    workers = []
-    for index in range(2):
-        workers.append(subprocess.Popen(
-            [sys.executable, "train.py", *model_args, *SMALL, "--strategy", "multi_worker",
-             "--run-dir", str(tmp_path / "multi")], cwd=REPO,
-            env={**ENV, "TF_CONFIG": make_tf_config(addresses, index)}, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
-    try:
-        outputs = [worker.communicate(timeout=600) for worker in workers]
-    finally:
-        for worker in workers:
-            worker.kill()
+    train_one_process([*model_args, *SMALL], tmp_path / "single")
+    workers = start_workers([*model_args, *SMALL], tmp_path / "multi")
+    outputs = finish(workers)
     for worker, (_, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr[-3000:]
     chief, other = (stdout for stdout, _ in outputs)
@@ -67,12 +97,7 @@ def test_two_workers_match_one_process_and_the_chief_writes_the_run(tmp_path, mo
     assert fingerprint(chief) == fingerprint(other)  # both workers hold the same weights
 
     # Equal within 1e-5 to one process with the same global batch and seed.
-    ours = weights(checkpoints(tmp_path / "multi")[-1])
-    theirs = weights(checkpoints(tmp_path / "single")[-1])
-    assert sorted(ours) == sorted(theirs)
-    scale = max(np.abs(v).max() for v in theirs.values() if v.dtype.kind == "f")
-    for name, value in theirs.items():
-        np.testing.assert_allclose(ours[name], value, rtol=1e-5, atol=1e-5 * scale, err_msg=name)
+    assert_same_weights(tmp_path / "multi", tmp_path / "single")
 
     # The chief's run folder is complete; no worker left a temporary folder behind.
     run = tmp_path / "multi"
@@ -83,6 +108,124 @@ def test_two_workers_match_one_process_and_the_chief_writes_the_run(tmp_path, mo
     assert [row.split(",")[0] for row in (run / "history.csv").read_text().splitlines()[1:]] == [
         "0", "1"]
     assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not list(temporary(run).glob("vae_zoo_worker*"))
+
+
+# vq_vae's two stages in 3 epochs of 2 steps: the autoencoder (steps 1-2), the prior (3-6).
+VQ = ["--model", "vq_vae", *SMALL, "--epochs", "1", "--set", "train.prior_epochs=2",
+      "--set", "model.prior_filters=16"]
+
+
+def test_vq_vae_workers_killed_in_the_prior_stage_resume_there_and_end_as_one_process(tmp_path):
+    """Both stages under MWMS (the EMA codebook and the first-batch codebook draw span both
+    workers' replicas), a worker killed in the prior's second epoch, both restarted: they go on
+    in the prior stage, end within 1e-5 of one process, and choose the same best epoch."""
+    train_one_process(VQ, tmp_path / "single")
+    run = tmp_path / "multi"
+    workers = start_workers(VQ, run)
+    try:
+        deadline = time.monotonic() + 400
+        while time.monotonic() < deadline and all(w.poll() is None for w in workers):
+            if any(state(p)["global_step"] >= 5 for p in checkpoints(run)
+                   if (p / "state.json").is_file()):
+                break
+            time.sleep(0.05)
+        assert all(w.poll() is None for w in workers), "a worker ended before step 5"
+        workers[1].kill()
+        outputs = finish(workers, timeout=120)
+    finally:
+        for worker in workers:
+            worker.kill()
+    assert workers[0].returncode != 0, outputs[0][0][-2000:]  # the chief stops on its dead peer
+    assert state(checkpoints(run)[-1])["global_step"] == 5  # in the prior's second epoch
+    # The chief's history says the prior's first epoch is the best there can be (-log p >= 0):
+    # the stage must end on that epoch's weights (best-prior.keras) on every worker.
+    history = run / "history-prior.csv"
+    header, row = history.read_text().splitlines()
+    column = header.split(",").index("val_loss")
+    row = row.split(",")
+    assert row[0] == "1"
+    row[column] = "0.0"
+    history.write_text(f"{header}\n{','.join(row)}\n")
+
+    workers = start_workers(VQ, run)
+    outputs = finish(workers)
+    for worker, (_, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+    chief, other = (stdout for stdout, _ in outputs)
+    assert "resuming from step-000000005: epoch 3, batch 1" in chief
+    assert "stage 1 of 2" not in chief and "stage 2 of 2: prior" in chief
+    assert "Epoch" not in other and "test loss" in chief and "test loss" not in other
+    assert fingerprint(chief) == fingerprint(other)
+    assert checkpoints(run)[-1].name == checkpoints(tmp_path / "single")[-1].name == (
+        "step-000000006")
+    assert_same_weights(run, tmp_path / "single")
+    assert [r.split(",")[0] for r in (run / "history.csv").read_text().splitlines()[1:]] == ["0"]
+    assert [r.split(",")[0] for r in history.read_text().splitlines()[1:]] == ["1", "2"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["stages"]["prior"]["best_epoch"] == 2 and "perplexity" in metrics["test"]
+
+
+# One EMA step of a VectorQuantizer under MWMS, each worker given its half of a global batch.
+EMA_STEP = """
+import json, sys
+from vae_zoo.distribute.cluster import current_cluster, multi_worker_strategy
+strategy = multi_worker_strategy()  # first: before any other TensorFlow op
+import numpy as np
+import tensorflow as tf
+from vae_zoo.layers import VectorQuantizer
+from vae_zoo.models.vq.vq_vae_test import quantizer_with
+codebook, z_e = (np.array(a, "float32") for a in json.loads(sys.argv[2]))
+rank = current_cluster().rank
+with strategy.scope():
+    ema = quantizer_with(codebook, ema_decay=0.9, dead_code_threshold=0.95)
+    fresh = VectorQuantizer(len(codebook), 2)  # its first training call draws the codebook
+step = tf.function(lambda z: [layer(z, training=True)[0] for layer in (ema, fresh)])
+strategy.run(step, args=(tf.constant(z_e[rank:rank + 1]),))
+with open(f"{sys.argv[1]}/{rank}.json", "w") as f:
+    json.dump({name: np.asarray(v.numpy()).tolist() for name, v in (
+        ("counts", ema.ema_counts), ("sums", ema.ema_sums), ("codebook", ema.codebook),
+        ("drawn", fresh.codebook))}, f)
+"""
+
+
+@pytest.mark.timeout(150)
+def test_the_ema_codebook_update_sums_both_workers_halves_of_the_batch_once(tmp_path,
+                                                                           monkeypatch):
+    import tensorflow as tf
+
+    from vae_zoo.layers import VectorQuantizer
+    from vae_zoo.models.vq.vq_vae_test import CODEBOOK
+    from vae_zoo.models.vq.vq_vae_test import Z_E
+    from vae_zoo.models.vq.vq_vae_test import ema_by_hand
+    from vae_zoo.models.vq.vq_vae_test import quantizer_with
+
+    codebook = np.concatenate([CODEBOOK, [[50.0, 50.0]]]).astype("float32")  # e_3: never chosen
+    script = tmp_path / "ema_step.py"
+    script.write_text(EMA_STEP)
+    (tmp_path / "out").mkdir()
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    arrays = json.dumps([codebook.tolist(), Z_E.tolist()])
+    assert launch([sys.executable, str(script), str(tmp_path / "out"), arrays], 2, grace=5) == 0
+    results = [json.loads((tmp_path / "out" / f"{rank}.json").read_text()) for rank in (0, 1)]
+
+    # One device with the whole batch: the same draws (the seeds follow the update count).
+    ema = quantizer_with(codebook, ema_decay=0.9, dead_code_threshold=0.95)
+    fresh = VectorQuantizer(4, 2)
+    for layer in (ema, fresh):
+        layer(tf.constant(Z_E), training=True)
+
+    # By hand, as one update from the 4 vectors of both halves: codes 0, 1 (worker 0), 2, 2
+    # (worker 1); N_3 = 0.9 < 0.95 restarts e_3 at a vector of the batch with N_3 = 1.
+    counts, sums, expected = ema_by_hand(codebook, Z_E.reshape(-1, 2), [0, 1, 2, 2], 0.9)
+    for result in results:
+        np.testing.assert_allclose(result["counts"], [*counts[:3], 1.0], rtol=1e-6)
+        np.testing.assert_allclose(result["sums"][:3], sums[:3], rtol=1e-6)
+        np.testing.assert_allclose(result["codebook"][:3], expected[:3], rtol=1e-5)
+        np.testing.assert_allclose(result["codebook"][3], ema.codebook.numpy()[3], rtol=1e-6)
+        np.testing.assert_allclose(result["sums"][3], ema.codebook.numpy()[3], rtol=1e-6)
+        np.testing.assert_allclose(result["drawn"], fresh.codebook.numpy(), rtol=1e-6)
+    assert any(np.allclose(ema.codebook.numpy()[3], v) for v in Z_E.reshape(-1, 2))
 
 
 def worker_pids(launcher_pid):
@@ -103,7 +246,8 @@ def test_a_dead_worker_stops_the_others_and_all_resume_from_the_chiefs_checkpoin
     run = tmp_path / "run"
     args = [sys.executable, "train.py", "--model", "dense_vae", *SMALL, "--epochs", "12",
             "--strategy", "multi_worker", "--run-dir", str(run), "--workers", "2"]
-    launcher = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.PIPE,
+    env = {**ENV, "TMPDIR": str(tmp_path)}  # the killed worker's folder and the workers' logs
+    launcher = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 300
@@ -128,7 +272,7 @@ def test_a_dead_worker_stops_the_others_and_all_resume_from_the_chiefs_checkpoin
     saved = state(checkpoints(run)[-1])["global_step"]
     assert 6 <= saved < 12 * 2
 
-    again = subprocess.run(args, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming from step-" in again.stdout
     assert state(checkpoints(run)[-1])["global_step"] == 12 * 2

@@ -17,13 +17,16 @@ and the step checkpoints are shared (a checkpoint's epoch says which stage it is
 
 Under multi-worker training only the chief writes the real folder; every other worker writes the
 same files into a private temporary folder (`vae_zoo.distribute.write_dir`) that `cleanup()`
-removes, as TF's multi-worker guides do, so two processes never write the same file.
+removes, as TF's multi-worker guides do, so two processes never write the same file. A worker
+resuming a run starts that folder from the chief's histories and best checkpoints
+(`start_from_chief`), so that every worker picks the same best epochs.
 """
 
 import copy
 import csv
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -214,6 +217,24 @@ class RunFolder:
     def is_finished(self):
         """True when training and the final evaluation both completed."""
         return (self.path / self.MODEL).is_file() and (self.path / self.METRICS).is_file()
+
+    def start_from_chief(self):
+        """Copies the chief's histories and best checkpoints into this worker's folder (on a
+        worker other than the chief; nothing on the chief or in one process).
+
+        A resumed run picks each stage's best epoch from its history and starts the next stage
+        from its best checkpoint: a worker whose temporary folder is new would pick among the
+        epochs since the resume only, and start the next stage from other weights than the
+        chief's.
+        """
+        if self.root == self.path:
+            return
+        for name in (self.HISTORY, self.BEST_CHECKPOINT):
+            stem, _, suffix = name.rpartition(".")
+            for source in self.path.glob(f"{stem}*.{suffix}"):  # every stage's
+                target = self.root / source.relative_to(self.path)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
 
     def truncate_history(self, epochs):
         """Drops history.csv rows of epoch `epochs` and later: a resumed run writes them again."""

@@ -112,3 +112,22 @@ def test_bfloat16_hidden_layers_estimate_the_same_within_their_precision():
     assert fast["iw_precision"] == "mixed_bfloat16" and "iw_precision" not in exact
     # Monte Carlo noise and bfloat16's 8-bit mantissa together: within 1% of about 45 nats.
     assert fast["iw_nll"] == pytest.approx(exact["iw_nll"], rel=0.01)
+
+
+def test_a_model_trained_in_bfloat16_is_scored_in_float32_unless_asked(monkeypatch):
+    """Its exports compute in float32, so its IW NLL does too by default."""
+    from vae_zoo.evaluation import iw_nll
+
+    model = VAE((8, 8, 1), latent_dim=2, network="dense", hidden_units=[16], dtype="mixed_bfloat16")
+    x = np.random.default_rng(0).integers(0, 2, (8, 8, 8, 1)).astype("float32")
+    model(x)
+    used = []
+    estimate = iw_nll.importance_weighted_log_likelihood
+    monkeypatch.setattr(iw_nll, "importance_weighted_log_likelihood", lambda m, *args: (
+        used.append({layer.compute_dtype for layer in m.decoder.layers}) or estimate(m, *args)))
+    batches = tf.data.Dataset.from_tensor_slices({"x": x}).batch(8)
+    default = importance_weighted_nll(model, batches, EvalSettings(iw_samples=10))
+    assert used.pop() == {"float32"} and "iw_precision" not in default
+    asked = importance_weighted_nll(model, batches, EvalSettings(iw_samples=10,
+                                                                 iw_precision="mixed_bfloat16"))
+    assert "bfloat16" in used.pop() and asked["iw_precision"] == "mixed_bfloat16"

@@ -94,6 +94,7 @@ def resolve(args):
     from vae_zoo.config import load_zoo_config
     from vae_zoo.run_folder import RunFolder
     from vae_zoo.run_folder import config_differences
+    from vae_zoo.training.precision import keep_recorded_precision
 
     overrides = flag_overrides(args) + args.set
     model_name = args.model or DEFAULT_MODEL
@@ -106,6 +107,7 @@ def resolve(args):
             base, source = load_zoo_config(model_name), f"zoo_configs/{model_name}.yaml"
         config = RunConfig.from_dict(apply_overrides(base, overrides), source=source)
         run = RunFolder(args.run_dir) if args.run_dir else RunFolder.default(model_name)
+        config = keep_recorded_precision(config, run)  # `auto` matches the precision it chose
         if run.holds_run(config.to_dict()):  # the same command again: a restarted job
             args.resume = True
         else:
@@ -123,6 +125,7 @@ def resolve(args):
     source = f"{run}/{RunFolder.CONFIG}"
     saved = RunConfig.from_dict(saved_raw, source=source).to_dict()
     config = RunConfig.from_dict(apply_overrides(saved_raw, overrides), source=source)
+    config = keep_recorded_precision(config, run)
     if args.model and args.model != config.model.name:
         raise UserInputError(f"--resume: {run} holds a {config.model.name} run, not {args.model}")
     changed = [

@@ -58,7 +58,9 @@ def importance_weighted_nll(model, batches, settings):
     """Mean -log p(x) over up to `settings.iw_examples` test images, k = `settings.iw_samples`.
 
     Images go to the estimator `IMAGES_PER_PASS` at a time (whatever the batches' size); the
-    progress bar shows images/s and the time left.
+    progress bar shows images/s and the time left. The estimate computes in
+    `settings.iw_precision` whatever precision the model trained in, so that a model trained in
+    mixed bfloat16 is scored, by default, in float32 as its exports compute.
     """
     values, seen = [], 0
     limit, k = settings.iw_examples, settings.iw_samples
@@ -69,7 +71,7 @@ def importance_weighted_nll(model, batches, settings):
         images = images.take(limit)
     estimator = model
     for x in images.batch(IMAGES_PER_PASS):
-        if settings.iw_precision != "float32" and estimator is model:
+        if model.dtype_policy.name != settings.iw_precision and estimator is model:
             estimator = in_precision(model, settings.iw_precision, x)
         values.append(importance_weighted_log_likelihood(estimator, x, k).numpy())
         seen += int(x.shape[0])

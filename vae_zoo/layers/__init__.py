@@ -1,5 +1,7 @@
-"""Serializable Keras layers: the posterior head, the reparameterised sampler, and p(x|z)."""
+"""Serializable Keras layers: the posterior head, the reparameterised sampler, p(x|z), and a
+faster inference pass for the conv decoder's output layer."""
 
+from vae_zoo.layers.conv_transpose import Conv2DTranspose
 from vae_zoo.layers.gaussian_head import LOG_VAR_BOUNDS
 from vae_zoo.layers.gaussian_head import DiagonalGaussianHead
 from vae_zoo.layers.likelihoods import LIKELIHOODS

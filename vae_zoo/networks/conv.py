@@ -3,6 +3,7 @@ import math
 import keras
 
 from vae_zoo.errors import UserInputError
+from vae_zoo import layers
 from vae_zoo.networks import register_network
 from vae_zoo.networks.precision import float32_params
 
@@ -42,7 +43,9 @@ def build_conv_decoder(
 
     The output layer is a stride-1 transposed convolution: the same map as a `Conv2D` (with the
     kernel flipped), but with few output channels its forward and backward passes take about a
-    third less time in oneDNN on CPU (`benchmarks/output_layer.py`).
+    third less time in oneDNN on CPU (`benchmarks/output_layer.py`); outside training it runs as
+    a matrix product and a shift-add (`vae_zoo.layers.Conv2DTranspose`): conv_vae's whole decoder
+    then takes 1.1-1.3x less CPU time (`benchmarks/results/time_to_result.md`).
     """
     _check_image_shape(image_shape, filters)
     h0, w0 = grid_shape(image_shape, filters)
@@ -76,7 +79,7 @@ def _upsample(h, image_shape, filters, kernel_size, dtype):
     height, width, channels = image_shape
     for i, f in enumerate(reversed(filters)):
         h = keras.layers.Conv2DTranspose(f, name=f"deconv_{i}", **_stride_2(kernel_size, dtype))(h)
-    params = keras.layers.Conv2DTranspose(
+    params = layers.Conv2DTranspose(  # Keras' layer with a faster inference pass
         channels, kernel_size, padding="same", dtype=dtype, name="output"
     )(h)
     extra_h, extra_w = h.shape[1] - height, h.shape[2] - width  # the upsampled grid's excess

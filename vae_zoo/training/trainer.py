@@ -37,6 +37,8 @@ from vae_zoo.training.checkpoints import latest_checkpoint
 from vae_zoo.training.checkpoints import restore
 from vae_zoo.training.loop import Profile
 from vae_zoo.training.loop import TrainingLoop
+from vae_zoo.training.precision import keep_recorded_precision
+from vae_zoo.training.precision import resolve_precision
 from vae_zoo.training.strategy import resolve_jit_compile
 
 
@@ -87,7 +89,8 @@ def prepare(config):
     `train.from_preset` names one): everything that can fail on bad input.
 
     Nothing is written to disk here, so a config that cannot work leaves no half-made run behind.
-    Returns `(data, model, strategy)`.
+    Returns `(data, model, strategy)`. `train()` passes a config whose `train.precision` is
+    resolved already; other callers may leave it `auto`.
     """
     # First: a multi-worker strategy must exist before any other TensorFlow op runs.
     name = config.train.strategy
@@ -99,7 +102,8 @@ def prepare(config):
         tf.config.experimental.enable_op_determinism()
     data = load_data(config.data, seed=config.train.seed)
     with strategy.scope():
-        model = config.model.build(data.spec, precision=config.train.precision)
+        model = config.model.build(data.spec,
+                                   precision=resolve_precision(config.train.precision)[0])
         model.seed = config.train.seed
         model.compile(**model.make_optimizers(config.train.learning_rate))
         if config.train.from_preset:
@@ -115,13 +119,23 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
     With `resume`, continues from the run folder's newest checkpoint, at the step it was taken.
     Under multi-worker training every worker runs this; only the chief writes the run folder (the
     others write the same files to a temporary folder they remove), evaluates, and returns metrics.
+
+    `train.precision: auto` is resolved here, once, and the run folder's config.yaml records the
+    result; resuming keeps the precision the run started with.
     """
+    run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
+    if resume:
+        config = keep_recorded_precision(config, run)
+    precision, reason = resolve_precision(config.train.precision)
+    log(f"precision: {precision} ({reason})")
+    config = config.with_precision(precision)
     data, model, strategy = prepare(config)
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     cluster = current_cluster() if multi_worker else None
-    run = (run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)).for_worker(cluster)
+    run = run.for_worker(cluster)
     try:
-        return _train(config, run, data, model, strategy, resume, verbose, log, multi_worker)
+        return _train(config, run, data, model, strategy, resume, verbose, log, multi_worker,
+                      reason)
     finally:
         run.cleanup()
 
@@ -134,7 +148,8 @@ def weights_fingerprint(model):
     return digest.hexdigest()[:16]
 
 
-def _train(config, run, data, model, strategy, resume, verbose, log, multi_worker):
+def _train(config, run, data, model, strategy, resume, verbose, log, multi_worker,
+           precision_reason):
     log(f"data: {data.source}: {data.sizes['train']} train, {data.sizes['validation']} "
         f"validation, {data.sizes['test']} test images of shape {data.image_shape}")
     seed = config.train.seed
@@ -152,6 +167,7 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
     initial_epoch = initial_step = 0
     run.create()
     if resume:
+        run.start_from_chief()
         found = latest_checkpoint(run.path / run.CHECKPOINTS)  # every worker reads the chief's
         if found is not None:
             path, state = found
@@ -223,6 +239,7 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
         "sizes": data.sizes,
         "image_shape": list(data.image_shape),
         "epochs": config.train.epochs,
+        "precision": {"value": config.train.precision, "reason": precision_reason},
         "best_epoch": best[0] if best else None,
         "best_val_loss": best[1] if best else None,
         "train_seconds": round(seconds, 2),

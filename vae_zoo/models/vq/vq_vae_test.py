@@ -12,8 +12,8 @@ from vae_zoo.testing.harness import build_zoo_model
 from vae_zoo.testing.harness import structured_images
 
 
-def quantizer_with(codebook, ema_decay=None):
-    layer = VectorQuantizer(len(codebook), codebook.shape[1], ema_decay=ema_decay)
+def quantizer_with(codebook, ema_decay=None, **kwargs):
+    layer = VectorQuantizer(len(codebook), codebook.shape[1], ema_decay=ema_decay, **kwargs)
     layer.updates.assign(1)  # keep the codebook below
     layer.codebook.assign(codebook)
     if ema_decay is not None:
@@ -76,19 +76,26 @@ def test_the_loss_terms_by_hand(monkeypatch):
     np.testing.assert_allclose(gradient.numpy(), expected, rtol=1e-5)
 
 
+def ema_by_hand(codebook, vectors, codes, decay, eps=1e-5):
+    """`(N_k, m_k, e_k)` after one EMA update from N_k = 1 and m_k = e_k (the paper's A.1, with
+    Laplace smoothing of the counts), with numpy; no dead-code restarts."""
+    num_codes = len(codebook)
+    assigned = np.eye(num_codes)[codes]
+    counts = decay * np.ones(num_codes) + (1 - decay) * assigned.sum(0)
+    sums = decay * codebook + (1 - decay) * assigned.T @ vectors
+    total = counts.sum()
+    smoothed = (counts + eps) / (total + num_codes * eps) * total
+    return counts, sums, sums / smoothed[:, None]
+
+
 def test_ema_update_follows_the_papers_formulas():
-    decay, eps = 0.9, 1e-5
+    decay = 0.9
     layer = quantizer_with(CODEBOOK, ema_decay=decay)
     codes, _ = layer(tf.constant(Z_E), training=True)
-    vectors = Z_E.reshape(-1, 2)
-    assigned = np.eye(3)[[0, 1, 2, 2]]
-    counts = decay * np.ones(3) + (1 - decay) * assigned.sum(0)  # N_k, starting at 1
-    sums = decay * CODEBOOK + (1 - decay) * assigned.T @ vectors  # m_k, starting at e_k
-    total = counts.sum()
-    smoothed = (counts + eps) / (total + 3 * eps) * total
+    counts, sums, codebook = ema_by_hand(CODEBOOK, Z_E.reshape(-1, 2), [0, 1, 2, 2], decay)
     np.testing.assert_allclose(layer.ema_counts.numpy(), counts, rtol=1e-6)
     np.testing.assert_allclose(layer.ema_sums.numpy(), sums, rtol=1e-6)
-    np.testing.assert_allclose(layer.codebook.numpy(), sums / smoothed[:, None], rtol=1e-5)
+    np.testing.assert_allclose(layer.codebook.numpy(), codebook, rtol=1e-5)
     # e_2 moved towards the mean of its two vectors, (1.6, 2.1); an inference call moves nothing.
     assert np.linalg.norm(layer.codebook.numpy()[2] - [1.6, 2.1]) < np.linalg.norm(
         CODEBOOK[2] - [1.6, 2.1])
@@ -113,10 +120,7 @@ def test_the_first_training_call_draws_the_codebook_from_the_batch():
 
 def test_a_code_that_no_vector_chooses_restarts_at_a_vector_of_the_batch():
     codebook = np.concatenate([CODEBOOK, [[50.0, 50.0]]]).astype("float32")  # e_3: never chosen
-    layer = VectorQuantizer(4, 2, ema_decay=0.9, dead_code_threshold=0.95)
-    layer.updates.assign(1)
-    layer.codebook.assign(codebook)
-    layer.ema_sums.assign(codebook)
+    layer = quantizer_with(codebook, ema_decay=0.9, dead_code_threshold=0.95)
     layer(tf.constant(Z_E), training=True)
     # N_3 = 0.9 * 1 + 0.1 * 0 = 0.9 < 0.95: restarted at a batch vector, count 1; others kept.
     assert any(np.allclose(layer.codebook.numpy()[3], v) for v in Z_E.reshape(-1, 2))
