@@ -6,8 +6,14 @@ the importance-weighted NLL's speed against the machine's float32 matrix peak.
 1. Every zoo model (every `zoo_configs/*.yaml`, so new models are included) trains its default
    run on the embedded MNIST sample in a subprocess. From the run's `metrics.json` `timing` (the
    loop's own clock, same run): the seconds inside training and validation steps (the bare
-   steps), waiting for data, in each callback; the overhead is the training wall time over the
-   bare steps. The process's wall and CPU seconds are measured around it.
+   steps, their first calls, which trace, included), waiting for data, in each callback; the
+   overhead is the training wall time over the bare steps. The process's wall and CPU seconds
+   are measured around it.
+1b. The breakdown by difference: one model's run with each part switched off in turn (image
+   summaries, step checkpoints, TensorBoard, validation, all four;
+   `benchmarks/train_without.py`), interleaved for `--rounds` rounds; and, with `--base
+   CHECKOUT`, the same full run from another checkout of vae_zoo (e.g. the commit before a
+   change), interleaved with this one.
 2. dense_vae for 50 epochs on a statically binarised MNIST sample (4,750 training images),
    interleaved with pythae's default VAE (PyTorch, `benchmarks/pythae_vae.py`, from its own venv)
    on the same binary images, `--rounds` times each.
@@ -39,7 +45,8 @@ from benchmarks.common import write_results  # noqa: E402
 RUNS = ROOT / "benchmarks" / "runs" / "time_to_result"
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 MNIST_TEST_IMAGES = 10_000
-PARTS = {"train": "train", "pythae": "pythae", "eval": "evaluation"}  # --skip name: results key
+PARTS = {"train": "train", "breakdown": "breakdown", "pythae": "pythae",
+         "eval": "evaluation"}  # --skip name: results key
 
 
 def children_cpu():
@@ -51,30 +58,37 @@ def shown(cmd):
     return " ".join(["python", *cmd[1:]]).replace(str(ROOT) + "/", "")
 
 
-def run_command(cmd):
-    """Runs `cmd`; returns (wall seconds, CPU seconds, stdout)."""
-    print(f"$ {shown(cmd)}", flush=True)
+def run_command(cmd, root=ROOT):
+    """Runs `cmd` from `root`; returns (wall seconds, CPU seconds, stdout)."""
+    print(f"$ {shown(cmd)}" + (f"   (in {root})" if root != ROOT else ""), flush=True)
     wall, cpu = time.perf_counter(), children_cpu()
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=ENV)
+    result = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=ENV)
     wall, cpu = time.perf_counter() - wall, children_cpu() - cpu
     if result.returncode != 0:
         sys.exit(f"failed:\n{result.stderr[-3000:]}")
     return wall, cpu, result.stdout
 
 
-def train_run(model, run_dir, *extra):
-    """One `train.py` run; returns its row: process wall/CPU and the loop's own timing."""
+STEP_PARTS = ("train_steps", "validation_steps", "first_train_step", "first_test_step")
+
+
+def train_run(model, run_dir, *extra, root=ROOT, script=("train.py",)):
+    """One `train.py` run (from the checkout `root`); returns its row: process wall/CPU and the
+    loop's own timing."""
     shutil.rmtree(run_dir, ignore_errors=True)
-    cmd = [sys.executable, "train.py", "--model", model, "--run-dir", str(run_dir), "--set",
+    cmd = [sys.executable, *script, "--model", model, "--run-dir", str(run_dir), "--set",
            "eval.iw_examples=64", "--set", "eval.pictures=false", *extra]
-    wall, cpu, _ = run_command(cmd)
+    wall, cpu, _ = run_command(cmd, root)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     timing = metrics["timing"]
-    steps = timing["train_steps"] + timing["validation_steps"]
+    # The first call of each step function traces it; older checkouts count it in the steps.
+    steps = sum(timing.get(part, 0.0) for part in STEP_PARTS)
     train = metrics["train_seconds"]
     return {
         "model": model, "epochs": metrics["epochs"], "process_wall": round(wall, 2),
         "process_cpu": round(cpu, 2), "train_wall": train, "bare_steps": round(steps, 2),
+        "first_calls": round(timing["first_train_step"] + timing.get("first_test_step", 0.0), 2)
+        if "first_train_step" in timing else None,  # None: counted in the steps (older code)
         "overhead": round(train / steps - 1, 3), "timing": timing,
         "test_elbo": round(metrics["test"].get("elbo", float("nan")), 2), "command": shown(cmd),
     }
@@ -83,9 +97,44 @@ def train_run(model, run_dir, *extra):
 def part_costs(timing):
     """The largest non-step parts of a run's training seconds, as text."""
     parts = {k.replace("callback/", ""): v for k, v in timing.items()
-             if k not in ("train_steps", "validation_steps", "traces")}
+             if k not in (*STEP_PARTS, "traces")}
     top = sorted(parts.items(), key=lambda kv: -kv[1])[:4]
     return ", ".join(f"{name} {seconds:.2f}" for name, seconds in top)
+
+
+# --- The breakdown by difference, and before/after ---------------------------------------------
+
+WITHOUT = {  # variant: (its name in the table, the parts switched off)
+    "full": ("full run", ()),
+    "images": ("no image summaries", ("images",)),
+    "checkpoints": ("no step checkpoints", ("checkpoints",)),
+    "tensorboard": ("no TensorBoard", ("tensorboard",)),
+    "validation": ("no validation", ("validation",)),
+    "all": ("none of the four", ("images", "checkpoints", "tensorboard", "validation")),
+}
+
+
+def breakdown(model, runs, rounds, extra, base=None, variants=tuple(WITHOUT)):
+    """Interleaved rounds of `model`'s run with each part switched off in turn (and the full
+    run from the checkout `base`, when given); returns every run's row."""
+    rows = []
+    for r in range(rounds):
+        if base:
+            row = train_run(model, runs / "breakdown" / "base", *extra, root=Path(base))
+            rows.append({"round": r, "variant": f"before: {base}", **row})
+        for name, parts in (WITHOUT[v] for v in variants):
+            script = ("train.py",) if not parts else (
+                "benchmarks/train_without.py", *parts, "--")
+            row = train_run(model, runs / "breakdown" / (parts and "-".join(parts) or "full"),
+                            *extra, script=script)
+            rows.append({"round": r, "variant": name, **row})
+    return rows
+
+
+def median(values):
+    values = sorted(values)
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
 
 
 def static_binary_mnist(path, seed=0):
@@ -308,14 +357,21 @@ def main():
                         help="the preset whose IW NLL is timed, on its check images (test split)")
     parser.add_argument("--runs", default=str(RUNS), help="folder for the training runs")
     parser.add_argument("--eval-images", type=int, default=32)
-    parser.add_argument("--skip", nargs="*", default=[], choices=["train", "pythae", "eval"])
+    parser.add_argument("--breakdown-model", default="dense_vae",
+                        help="the model whose run is repeated without each part")
+    parser.add_argument("--base", help="another checkout of vae_zoo whose full run joins the "
+                        "breakdown's rounds (before/after)")
+    parser.add_argument("--breakdown-variants", nargs="*", default=list(WITHOUT),
+                        choices=list(WITHOUT), help="the breakdown's runs (default: all)")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["train", "breakdown", "pythae", "eval"])
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
     from vae_zoo.config import available_models
 
     load = os.getloadavg()
-    results = {"train": [], "pythae": [], "evaluation": None}
+    results = {"train": [], "breakdown": [], "pythae": [], "evaluation": None}
     previous = Path(args.out) / "time_to_result.json"
     if args.skip and previous.is_file():  # the skipped parts keep their last results
         last = json.loads(previous.read_text())
@@ -331,6 +387,10 @@ def main():
     if "train" not in args.skip:
         for model in models:
             results["train"].append(train_run(model, runs / model, *sample))
+    if "breakdown" not in args.skip:
+        results["breakdown"] = breakdown(args.breakdown_model, runs, args.rounds, sample,
+                                         base=args.base, variants=args.breakdown_variants)
+        results["load_average_after_breakdown"] = [round(v, 2) for v in os.getloadavg()]
     if "pythae" not in args.skip:
         results["pythae"] = versus_pythae(runs, args.pythae, args.rounds, args.pythae_epochs)
     if "eval" not in args.skip:
@@ -349,13 +409,18 @@ def table(results):
     if results["train"]:
         lines += ["### Training runs (embedded MNIST sample)", "",
                   "| model | epochs | process wall s | process CPU s | training wall s | bare steps s "
-                  "| overhead | traces | largest other parts (s) |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| of which first calls s | overhead | traces | largest other parts (s) |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in results["train"]:
             lines.append(f"| {r['model']} | {r['epochs']} | {r['process_wall']} | {r['process_cpu']} "
-                         f"| {r['train_wall']} | {r['bare_steps']} | {r['overhead']:.1%} | "
-                         f"{r['timing']['traces']} | {part_costs(r['timing'])} |")
+                         f"| {r['train_wall']} | {r['bare_steps']} | {r['first_calls'] or '-'} | "
+                         f"{r['overhead']:.1%} | {r['timing']['traces']} | "
+                         f"{part_costs(r['timing'])} |")
         lines += ["", "Bare steps: seconds inside the training and validation step calls (the "
-                  "loop's clock, same run); overhead: training wall / bare steps - 1.", ""]
+                  "loop's clock, same run), the first call of each (tracing and one step) "
+                  "included; overhead: training wall / bare steps - 1.", ""]
+    if results["breakdown"]:
+        lines += breakdown_table(results["breakdown"])
     if results["pythae"]:
         lines += ["### dense_vae against pythae's VAE, statically binarised sample", "",
                   "| round | who | process wall s | process CPU s | training wall s |",
@@ -370,6 +435,38 @@ def table(results):
     elif ev:
         lines += ["### IW NLL (an earlier run of the script: see the json)", ""]
     return "\n".join(lines)
+
+
+def breakdown_table(rows):
+    model, epochs = rows[0]["model"], rows[0]["epochs"]
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    rounds = len({r["round"] for r in rows})
+    lines = [f"### Where {model}'s training seconds go: parts switched off ({epochs} epochs, "
+             f"{rounds} interleaved rounds, medians)", "",
+             "| run | process wall s | process CPU s | training wall s | bare steps s | of which "
+             "first calls s | overhead | training wall saved s | process CPU saved s | each "
+             "round's training wall s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    fulls = [r for r in rows if r["variant"] == "full run"] or rows
+    full = {key: median([r[key] for r in fulls]) for key in ("train_wall", "process_cpu")}
+    for variant in variants:
+        mine = [r for r in rows if r["variant"] == variant]
+        m = {key: median([r[key] for r in mine])
+             for key in ("process_wall", "process_cpu", "train_wall", "bare_steps")}
+        firsts = [r["first_calls"] for r in mine if r["first_calls"] is not None]
+        first = f"{median(firsts):.2f}" if firsts else "(in the steps)"
+        sign = -1 if variant.startswith("before") else 1  # what the change saves
+        saved = (f"{sign * (full['train_wall'] - m['train_wall']):.2f} | "
+                 f"{sign * (full['process_cpu'] - m['process_cpu']):.2f}"
+                 if variant != "full run" else " | ")
+        lines.append(f"| {variant} | {m['process_wall']:.2f} | {m['process_cpu']:.2f} | "
+                     f"{m['train_wall']:.2f} | {m['bare_steps']:.2f} | {first} | "
+                     f"{m['train_wall'] / m['bare_steps'] - 1:.1%} | {saved} | "
+                     f"{[r['train_wall'] for r in mine]} |")
+    lines += ["", "Saved: the full run's median minus this run's (a part's cost by difference; "
+              "noise of a loaded machine can make it negative). `before`: the full run from the "
+              "other checkout; its saved columns are its median minus the full run's, what the "
+              "change saves.", ""]
+    return lines
 
 
 def evaluation_table(ev):

@@ -108,9 +108,9 @@ def test_multi_worker_script(tmp_path):
 
 
 def test_time_to_result_script(tmp_path):
-    run("time_to_result.py", "--models", "dense_vae", "--epochs", "1", "--skip", "pythae",
-        "--k", "3", "--eval-images", "2", "--rounds", "1", "--runs", str(tmp_path / "runs"),
-        "--out", str(tmp_path))
+    run("time_to_result.py", "--models", "dense_vae", "--epochs", "1", "--skip", "breakdown",
+        "pythae", "--k", "3", "--eval-images", "2", "--rounds", "1", "--runs",
+        str(tmp_path / "runs"), "--out", str(tmp_path))
     results = json.loads((tmp_path / "time_to_result.json").read_text())
     [row] = results["train"]
     assert row["model"] == "dense_vae" and row["timing"]["traces"] == {"train": 1, "test": 1}
@@ -123,8 +123,21 @@ def test_time_to_result_script(tmp_path):
         (d, c) for d in ("stock output layer", "tap output layer") for c in ("graph", "XLA")}
     assert "| dense_vae | 1 |" in (tmp_path / "time_to_result.md").read_text()
     # A part skipped later keeps its results and says so.
-    run("time_to_result.py", "--skip", "train", "pythae", "eval", "--out", str(tmp_path))
+    run("time_to_result.py", "--skip", "train", "breakdown", "pythae", "eval", "--out",
+        str(tmp_path))
     again = json.loads((tmp_path / "time_to_result.json").read_text())
     assert again["train"] == results["train"] and again["evaluation"] == results["evaluation"]
     assert again["kept"]["train"]["load_average_at_start"] == results["load_average_at_start"]
     assert "`train` is kept from an earlier run" in (tmp_path / "time_to_result.md").read_text()
+
+
+def test_a_run_without_its_four_parts_writes_none_of_them_and_still_ends(tmp_path):
+    run("train_without.py", "images", "checkpoints", "tensorboard", "validation", "--",
+        "--model", "dense_vae", "--dataset", "mnist_sample", "--epochs", "1", "--set",
+        "data.train_limit=256", "--set", "data.test_limit=64", "--set", "eval.iw_examples=2",
+        "--set", "eval.pictures=false", "--run-dir", str(tmp_path / "run"))
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["best_epoch"] is None and metrics["timing"]["traces"] == {"train": 1}
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert sorted(p.name for p in (tmp_path / "run" / "tensorboard").iterdir()
+                  if p.is_dir()) == ["evaluation"]  # no train, validation or images runs

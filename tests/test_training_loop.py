@@ -1,17 +1,27 @@
-"""The training loop's own costs: step functions traced once, its profile, and checkpoints and the
-best model written at the cadence they promise."""
+"""The training loop's own costs: step functions traced once, its profile, checkpoints and the
+best model written at the cadence they promise, and slow writes moved off the training thread
+without changing what is written."""
 
+import gc
+import threading
 import time
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.summary import v2 as tensorboard_v2
 
 from vae_zoo.data import make_pipeline
 from vae_zoo.models import VAE
 from vae_zoo.training import TrainingLoop
+from vae_zoo.training.background import BackgroundWriter
+from vae_zoo.training.callbacks import ImageSummaries
+from vae_zoo.training.callbacks import TensorBoard
 from vae_zoo.training.checkpoints import BestModel
 from vae_zoo.training.checkpoints import StepCheckpoint
+from vae_zoo.training.loop import EpochPipelines
 
 
 def tiny_model():
@@ -45,6 +55,7 @@ def test_each_step_function_is_traced_once_and_the_profile_counts_every_part():
     assert int(loop.model.steps_trained.numpy()) == 6
     seconds = loop.profile.as_dict()
     assert seconds["train_steps"] > 0 and seconds["validation_steps"] > 0 and seconds["data"] > 0
+    assert seconds["first_train_step"] > 0 and seconds["first_test_step"] > 0  # counted apart
     assert 0.1 <= seconds["callback/Slow"] < 0.5  # two epochs of 0.05 s, nothing else
 
 
@@ -87,3 +98,103 @@ def test_best_model_holds_the_best_epochs_weights_until_flushed(tmp_path):
         np.testing.assert_array_equal(a, b)
     best.flush()
     assert len(saved) == 2  # nothing new to write
+
+
+def test_the_garbage_collector_is_frozen_while_fitting_and_only_then():
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            frozen.append(gc.get_freeze_count())
+
+    frozen = []
+    fit(tiny_model(), [Record()])
+    assert len(frozen) == 2 and min(frozen) > 0
+    assert gc.get_freeze_count() == 0  # every object is collectable again
+
+
+def test_the_background_writer_keeps_order_waits_for_every_write_and_raises_the_first_error():
+    done, threads = [], set()
+
+    def write(i):
+        time.sleep(0.01)
+        threads.add(threading.current_thread().name)
+        done.append(i)
+
+    with BackgroundWriter(max_pending=2) as writer:
+        for i in range(6):
+            writer.submit(write, i)
+    assert done == list(range(6))  # all written, in order, before the block ended
+    assert threads == {"vae_zoo-writer"}
+
+    def fail(i):
+        raise OSError(f"disk full at {i}")
+
+    writer = BackgroundWriter()
+    writer.submit(fail, 1)
+    writer.submit(write, 7)  # skipped: an earlier write failed
+    with pytest.raises(OSError, match="disk full at 1"):
+        writer.close()
+    assert done == list(range(6))
+
+    with pytest.raises(KeyError):  # the block's own error is not replaced by the writer's
+        with BackgroundWriter() as writer:
+            writer.submit(fail, 2)
+            raise KeyError("first")
+
+
+def tensorboard_values(folder):
+    """{(run, tag): [(step, value or PNG bytes), ...]} of every event file under `folder`."""
+    values = {}
+    for run in ("train", "validation", "images"):
+        acc = EventAccumulator(str(folder / run), size_guidance={"tensors": 0})
+        acc.Reload()
+        for tag in acc.Tags()["tensors"]:
+            values[(run, tag)] = [(e.step, tf.make_ndarray(e.tensor_proto).tolist())
+                                  for e in acc.Tensors(tag)]
+    return values
+
+
+def test_summaries_written_in_the_background_equal_keras_written_on_the_training_thread(
+        tmp_path, monkeypatch):
+    preview = np.random.default_rng(1).random((4, 4, 4, 1)).astype("float32")
+    scalars = []  # the name of every scalar summary built (tf.summary.scalar calls this)
+    real_scalar = tensorboard_v2.scalar
+    monkeypatch.setattr(tensorboard_v2, "scalar",
+                        lambda name, *a, **k: scalars.append(name) or real_scalar(name, *a, **k))
+    keras.utils.set_random_seed(0)
+    with BackgroundWriter() as writer:
+        fit(tiny_model(), [TensorBoard(str(tmp_path / "ours"), writer=writer, write_graph=False),
+                           ImageSummaries(str(tmp_path / "ours"), preview, num_samples=4,
+                                          writer=writer)])
+    ours, scalars[:] = list(scalars), []
+    keras.utils.set_random_seed(0)
+    fit(tiny_model(), [keras.callbacks.TensorBoard(str(tmp_path / "keras"), write_graph=False),
+                       ImageSummaries(str(tmp_path / "keras"), preview, num_samples=4)])
+    # Keras builds (and drops) a summary of every log on each of the 6 batches; ours does not.
+    assert sum(name.startswith("batch_") for name in scalars) >= 6
+    assert not any(name.startswith("batch_") for name in ours)
+    expected = tensorboard_values(tmp_path / "keras")
+    assert {tag for _, tag in expected} >= {"epoch_loss", "evaluation_loss_vs_iterations",
+                                            "reconstructions", "prior_samples"}
+    assert tensorboard_values(tmp_path / "ours") == expected
+
+
+def test_the_next_epochs_pipeline_is_built_ahead_on_another_thread_and_its_errors_surface():
+    built = []
+
+    def train_batches(epoch):
+        built.append((epoch, threading.current_thread().name))
+        if epoch == 3:
+            raise ValueError("no such epoch")
+        return f"batches of {epoch}"
+
+    with EpochPipelines(train_batches, epochs=3) as pipelines:
+        assert pipelines.get(1) == "batches of 1"  # a resumed run: the first is built here
+        assert pipelines.get(2) == "batches of 2"
+    assert built[0] == (1, "MainThread")
+    assert built[1][0] == 2 and built[1][1].startswith("vae_zoo-data")
+    assert len(built) == 2  # nothing after the last epoch
+
+    with EpochPipelines(train_batches, epochs=4) as pipelines:
+        pipelines.get(2)
+        with pytest.raises(ValueError, match="no such epoch"):
+            pipelines.get(3)

@@ -10,12 +10,17 @@ It also knows where it is: epoch, step within the epoch, and the dataset of each
 from `(seed, epoch)` and skipped forward on resume, so a run restarted from a step checkpoint sees
 exactly the batches it would have seen.
 
-It measures itself (`profile`): seconds inside the training and validation steps, waiting for
-data, and in each callback, and how often each step function was traced, so that the cost of
+It measures itself (`profile`): seconds inside the training and validation steps, the first call
+of each step function (tracing), building each epoch's data pipeline (the first one prepares the
+examples), waiting for data (making, iterating and deleting each epoch's iterator), and in each
+callback, and how often each step function was traced, so that the cost of
 everything around the steps is known (benchmarks/time_to_result.py, `timing` in metrics.json).
 """
 
 import collections
+import concurrent.futures
+import contextlib
+import gc
 import math
 import time
 
@@ -42,14 +47,16 @@ class TrainingLoop:
         jit_compile: bool. Compile the step functions with XLA.
     """
 
-    def __init__(self, model, strategy, jit_compile=False):
+    def __init__(self, model, strategy, jit_compile=False, profile=None):
         self.model = model
         self.strategy = strategy
         self.jit_compile = jit_compile
         self.epoch = 0  # the epoch being trained (or next to train)
         self.step = 0  # batches of `epoch` already trained
-        self.profile = Profile()
+        self.profile = profile or Profile()
         self._functions = {}
+        self._called = set()  # the step functions called (and so traced) already
+        self._global_step = None  # `steps_trained` as the last step returned it, while fitting
         with strategy.scope():
             model.build_optimizers()  # here, not inside the first step: one trace, not two
 
@@ -75,13 +82,16 @@ class TrainingLoop:
 
         def one_step(batch):
             local_logs = strategy.run(step_fn, args=(batch,))
+            # The step counter comes back with the logs: reading the variable from Python after
+            # every step (for the checkpoint cadence) costs more than the step of a small model.
+            steps = tf.convert_to_tensor(model.steps_trained)
             if not several_workers:
                 # Keras metric variables sum their replicas on read: the global values.
-                return model.get_metrics_result()
+                return model.get_metrics_result(), steps
             # Across machines every read of a metric variable is a collective: one per step for
             # the running loss (for the NaN check and the progress bar); the other terms are
             # read once, at the end of the epoch.
-            return {"loss": strategy.reduce("MEAN", local_logs["loss"], axis=None)}
+            return {"loss": strategy.reduce("MEAN", local_logs["loss"], axis=None)}, steps
 
         return tf.function(one_step, jit_compile=self.jit_compile, input_signature=[element_spec])
 
@@ -89,6 +99,17 @@ class TrainingLoop:
         options = tf.data.Options()
         # In-memory data cannot be sharded by file: every worker reads all and keeps its share.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        # A new iterator feeds every epoch, and the validation set's every epoch too, so what
+        # tf.data does per iterator is paid per epoch. Deleting an iterator waits for its
+        # autotuning thread, idle, for up to 2.5 s (measured: 0.3-1.3 s after most epochs of
+        # the MNIST sample, as long as the epoch's steps of a small model; 0 CPU-seconds):
+        # no autotuning, so AUTOTUNE map parallelism is the core count and prefetch buffers
+        # still grow on demand (tf.data's legacy prefetch autotuner). Making an iterator
+        # rewrites the pipeline's graph with the default optimizations (41 ms against 13 ms
+        # without, median, interleaved): the pipelines here are already batched, parallel and
+        # prefetched, so they are skipped.
+        options.autotune.enabled = False
+        options.experimental_optimization.apply_default_optimizations = False
         return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 
     def fit(self, train_batches, epochs, steps_per_epoch, validation_data=None, callbacks=(),
@@ -113,9 +134,11 @@ class TrainingLoop:
                 epochs=epochs, steps=steps_per_epoch, model=model)
             callbacks.callbacks = [TimedCallback(c, self.profile) for c in callbacks.callbacks]
         try:
-            return self._fit(callbacks, train_batches, epochs, validation_data, initial_epoch,
-                             initial_step)
+            with frozen_garbage_collector(), EpochPipelines(train_batches, epochs) as pipelines:
+                return self._fit(callbacks, pipelines.get, epochs, validation_data,
+                                 initial_epoch, initial_step)
         finally:
+            self._global_step = None
             self.profile.add_total(time.perf_counter() - start)
 
     def _fit(self, callbacks, train_batches, epochs, validation_data, initial_epoch,
@@ -123,6 +146,7 @@ class TrainingLoop:
         model, clock = self.model, self.profile.clock
         model.stop_training = False
         self.epoch, self.step = initial_epoch, initial_step
+        self._global_step = self.global_step()
         callbacks.on_train_begin()
         logs, epoch_logs = {}, None
         while self.epoch < epochs:
@@ -130,14 +154,15 @@ class TrainingLoop:
             with clock("metrics"):
                 model.reset_metrics()
             callbacks.on_epoch_begin(epoch)
-            with clock("data"):
+            with clock("data_pipeline"):
                 batches = self.distribute(train_batches(epoch).skip(self.step))
                 train_function = self._function("train", batches)
             for batch in self.profile.timed_iter(batches):
                 callbacks.on_train_batch_begin(self.step)
-                with clock("train_steps"):
-                    logs = train_function(batch)
+                with clock(self._step_part("train")):
+                    logs, steps = train_function(batch)
                     logs = {key: float(value) for key, value in logs.items()}
+                    self._global_step = int(steps)
                 if not math.isfinite(logs.get("loss", 0.0)):
                     raise TrainingDiverged(epoch, self.step, self.global_step(), logs)
                 self.step += 1
@@ -156,22 +181,30 @@ class TrainingLoop:
         callbacks.on_train_end(logs=epoch_logs)
         return model.history
 
+    def _step_part(self, kind):
+        """The profile's name for a call of the `kind` step function: its first call traces."""
+        if kind in self._called:
+            return "train_steps" if kind == "train" else "validation_steps"
+        self._called.add(kind)
+        return f"first_{kind}_step"
+
     def evaluate(self, batches, callbacks=None):
         """Mean of every tracked term over `batches`; runs the test hooks of `callbacks`."""
         model = self.model
-        model.reset_metrics()
+        with self.profile.clock("metrics"):
+            model.reset_metrics()
         if callbacks is not None:
             callbacks.on_test_begin()
         logs, step = {}, 0
         clock = self.profile.clock
-        with clock("data"):
+        with clock("data_pipeline"):
             batches = self.distribute(batches)
             test_function = self._function("test", batches)
         for batch in self.profile.timed_iter(batches):
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step)
-            with clock("validation_steps"):
-                logs = test_function(batch)
+            with clock(self._step_part("test")):
+                logs, _ = test_function(batch)
                 logs = {key: float(value) for key, value in logs.items()}
             if callbacks is not None:
                 callbacks.on_test_batch_end(step, logs)
@@ -186,6 +219,9 @@ class TrainingLoop:
         return {key: float(value) for key, value in self.model.get_metrics_result().items()}
 
     def global_step(self):
+        """The model's `steps_trained`: as the last training step returned it while fitting."""
+        if self._global_step is not None:
+            return self._global_step
         return int(np.asarray(self.model.steps_trained.numpy()))
 
 
@@ -204,20 +240,76 @@ class Profile:
         return _Clock(self.seconds, part)
 
     def timed_iter(self, iterable):
-        """Iterates `iterable`, counting the time to fetch each item as `data`."""
-        iterator = iter(iterable)
+        """Iterates `iterable`, counting the time to make the iterator, fetch each item and
+        delete the iterator as `data`."""
+        with self.clock("data"):
+            iterator = iter(iterable)
         while True:
             with self.clock("data"):
                 item = next(iterator, _END)
-            if item is _END:
-                return
+                if item is _END:
+                    del iterator
+                    return
             yield item
 
-    def as_dict(self):
+    def as_dict(self, total=None):
+        """Seconds per part, and `other`: what no part accounts for in `total` (by default the
+        wall time of the `fit` calls)."""
         parts = dict(sorted(self.seconds.items()))
-        if self.total:
-            parts["other"] = self.total - sum(parts.values())
+        total = total if total is not None else self.total
+        if total:
+            parts["other"] = total - sum(parts.values())
         return {part: round(seconds, 4) for part, seconds in parts.items()}
+
+
+class EpochPipelines:
+    """Each epoch's training batches; the next epoch's are built on a thread while this one
+    trains.
+
+    Building an epoch's pipeline (drawing its order, gathering its examples, tf.data's Python)
+    takes 30-130 ms (measured on a loaded machine), as long as a tenth of a small model's epoch,
+    and depends on the epoch alone, so it need not wait for the epoch before it to end.
+
+    Args:
+        train_batches: callable `epoch -> tf.data.Dataset`.
+        epochs: int. The last epoch is `epochs - 1`: nothing is built after it.
+    """
+
+    def __init__(self, train_batches, epochs):
+        self.train_batches, self.epochs = train_batches, epochs
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vae_zoo-data")
+        self._ahead = {}  # epoch -> the future of its batches
+
+    def get(self, epoch):
+        """`train_batches(epoch)`, and starts building the next epoch's."""
+        future = self._ahead.pop(epoch, None)
+        batches = future.result() if future is not None else self.train_batches(epoch)
+        if epoch + 1 < self.epochs:
+            self._ahead[epoch + 1] = self._pool.submit(self.train_batches, epoch + 1)
+        return batches
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def frozen_garbage_collector():
+    """Keeps the objects that exist now out of Python's full garbage collections until the block
+    ends (`gc.freeze`): TensorFlow and Keras hold millions of objects that a full collection
+    walks, 0.4-0.6 s each time one happens mid-training (measured). Garbage made meanwhile is
+    collected as usual; the frozen objects rejoin the collector afterwards. A process that froze
+    objects itself is left as it is."""
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 _END = object()

@@ -25,14 +25,17 @@ from vae_zoo.evaluation import EvalSettings
 from vae_zoo.evaluation.report import evaluate_and_report
 from vae_zoo.evaluation.report import write_hparams
 from vae_zoo.run_folder import RunFolder
+from vae_zoo.training.background import BackgroundWriter
 from vae_zoo.training.callbacks import GracefulInterrupt
 from vae_zoo.training.callbacks import ImageSummaries
 from vae_zoo.training.callbacks import ScheduleLogger
 from vae_zoo.training.callbacks import StopRequested
+from vae_zoo.training.callbacks import TensorBoard
 from vae_zoo.training.checkpoints import BestModel
 from vae_zoo.training.checkpoints import StepCheckpoint
 from vae_zoo.training.checkpoints import latest_checkpoint
 from vae_zoo.training.checkpoints import restore
+from vae_zoo.training.loop import Profile
 from vae_zoo.training.loop import TrainingLoop
 from vae_zoo.training.precision import keep_recorded_precision
 from vae_zoo.training.precision import resolve_precision
@@ -185,22 +188,25 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
         verbose = 0
 
     start = time.perf_counter()
-    epochs_run, loop = 0, None
+    epochs_run, profile, traces = 0, Profile(), {}  # one profile for every stage's loop
     for stage, end in enumerate(ends):
         first = ends[stage - 1] if stage else 0
         if initial_epoch >= end:
             continue  # a resumed run: this stage is done, the checkpoint holds its weights
-        if len(ends) > 1:
-            model.begin_stage(stage)
-            log(f"stage {stage + 1} of {len(ends)}: {model.stage_names[stage]}, epochs "
-                f"{first + 1} to {end}")
-        if stage and (initial_epoch, initial_step) == (first, 0):  # starts now, not resumed
-            start_stage(model, stage_folder(run, model, stage - 1), strategy,
-                        config.train.learning_rate)
-        loop = TrainingLoop(model, strategy, jit_compile=jit_compile)
+        with profile.clock("setup"):
+            if len(ends) > 1:
+                model.begin_stage(stage)
+                log(f"stage {stage + 1} of {len(ends)}: {model.stage_names[stage]}, epochs "
+                    f"{first + 1} to {end}")
+            if stage and (initial_epoch, initial_step) == (first, 0):  # starts now, not resumed
+                start_stage(model, stage_folder(run, model, stage - 1), strategy,
+                            config.train.learning_rate)
+            loop = TrainingLoop(model, strategy, jit_compile=jit_compile, profile=profile)
         epochs_run += _fit_stage(config, stage_folder(run, model, stage), loop, train_batches,
                                  steps_per_epoch, batches["validation"], preview, end, verbose,
                                  max(initial_epoch, first), initial_step, resume)
+        prefix = f"{model.stage_names[stage]}/" if stage else ""
+        traces.update({prefix + kind: count for kind, count in loop.traces().items()})
         initial_epoch, initial_step = end, 0
     seconds = time.perf_counter() - start
 
@@ -239,10 +245,11 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
         "train_seconds": round(seconds, 2),
         "train_images_per_second": round(epochs_run * data.sizes["train"] / seconds, 1)
         if epochs_run else None,
-        # Where the training seconds went: inside the steps, waiting for data, in each callback
-        # (checkpoints, logs, images); and how often each step function was traced.
-        # (the last stage's loop, when the model trains in stages).
-        **({"timing": {**loop.profile.as_dict(), "traces": loop.traces()}} if loop else {}),
+        # Where the training seconds went (every stage): inside the steps, their first calls
+        # (tracing), building data pipelines and waiting for data, in each callback
+        # (checkpoints, logs, images), setting up each stage; `other` is what none of these
+        # accounts for; and how often each step function was traced.
+        **({"timing": {**profile.as_dict(total=seconds), "traces": traces}} if traces else {}),
         **({"stages": stage_summary(run, model, ends)} if len(ends) > 1 else {}),
         "test": test,
         "units": "nats per example (bits_per_dim: bits per pixel and channel)",
@@ -294,7 +301,27 @@ def _fit_stage(config, run, loop, train_batches, steps_per_epoch, validation, pr
                verbose, initial_epoch, initial_step, resume):
     """Trains one stage to epoch `end` with its own history, best checkpoint and TensorBoard
     runs; returns the epochs run. An interrupt saves a step checkpoint and raises
-    `TrainingInterrupted`."""
+    `TrainingInterrupted`. Image summaries are encoded and written on a background thread,
+    which is waited for before this returns or raises."""
+    with BackgroundWriter() as writer:
+        with loop.profile.clock("setup"):
+            callbacks, interrupt, checkpoint = _stage_callbacks(config, run, loop, preview,
+                                                                writer, resume)
+        try:
+            history = loop.fit(train_batches, end, steps_per_epoch, validation_data=validation,
+                               callbacks=callbacks, verbose=verbose, initial_epoch=initial_epoch,
+                               initial_step=initial_step)
+        except (StopRequested, KeyboardInterrupt) as e:
+            interrupt.restore()
+            checkpoint.save()
+            raise TrainingInterrupted(run.path, loop.epoch, loop.step,
+                                      getattr(e, "signum", signal.SIGINT)) from None
+        with loop.profile.clock("background_writes"):  # the writes still under way at the end
+            writer.close()
+    return len(history.epoch)
+
+
+def _stage_callbacks(config, run, loop, preview, writer, resume):
     best_so_far = run.best_epoch()
     tensorboard_dir = str(run.stage_tensorboard_dir)
     best_model = BestModel(run.save_model, run.best_checkpoint,
@@ -310,16 +337,8 @@ def _fit_stage(config, run, loop, train_batches, steps_per_epoch, validation, pr
         best_model,  # before the checkpoint, which writes the best model it holds
         checkpoint,  # before the loggers: a kill between them repeats a row, never loses one
         keras.callbacks.CSVLogger(str(run.history_path), append=resume),
-        keras.callbacks.TensorBoard(tensorboard_dir, write_graph=False, profile_batch=0),
-        ImageSummaries(tensorboard_dir, preview, every=image_every, seed=config.train.seed),
+        TensorBoard(tensorboard_dir, writer=writer, write_graph=False, profile_batch=0),
+        ImageSummaries(tensorboard_dir, preview, every=image_every, seed=config.train.seed,
+                       writer=writer),
     ]
-    try:
-        history = loop.fit(train_batches, end, steps_per_epoch, validation_data=validation,
-                           callbacks=callbacks, verbose=verbose, initial_epoch=initial_epoch,
-                           initial_step=initial_step)
-    except (StopRequested, KeyboardInterrupt) as e:
-        interrupt.restore()
-        checkpoint.save()
-        raise TrainingInterrupted(run.path, loop.epoch, loop.step,
-                                  getattr(e, "signum", signal.SIGINT)) from None
-    return len(history.epoch)
+    return callbacks, interrupt, checkpoint
