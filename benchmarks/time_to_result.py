@@ -283,7 +283,7 @@ def evaluation(preset, k, images, rounds):
     import numpy as np
 
     from vae_zoo.evaluation.iw_nll import importance_weighted_log_likelihood
-    from vae_zoo.evaluation.iw_nll import in_precision
+    from vae_zoo.networks.precision import in_precision
     from vae_zoo.presets.sources import resolve_preset
 
     folder = resolve_preset(preset)
@@ -302,7 +302,7 @@ def evaluation(preset, k, images, rounds):
 
     candidates = {"before (stock Conv2DTranspose output layer)": estimator(before),
                   "after, float32": estimator(model),
-                  "after, bfloat16 hidden layers": estimator(in_precision(model, "mixed_bfloat16", x[:2]))}
+                  "after, bfloat16 hidden layers": estimator(in_precision(model, "mixed_bfloat16"))}
     for fn in candidates.values():  # warm-up: traces
         fn(x[:2])
     peaks, timings, estimates = [], {n: [] for n in candidates}, {n: [] for n in candidates}

@@ -12,7 +12,7 @@ from vae_zoo.evaluation import EvalSettings
 from vae_zoo.evaluation.iw_nll import bits_per_dim
 from vae_zoo.evaluation.iw_nll import importance_weighted_log_likelihood
 from vae_zoo.evaluation.iw_nll import importance_weighted_nll
-from vae_zoo.evaluation.iw_nll import in_precision
+from vae_zoo.networks.precision import in_precision
 from vae_zoo.models import VAE
 
 tfd = tfp.distributions
@@ -97,7 +97,7 @@ def test_bfloat16_hidden_layers_estimate_the_same_within_their_precision():
     x = np.random.default_rng(0).integers(0, 2, (20, 8, 8, 1)).astype("float32")
     model(x)
     model.set_weights([w * 1.5 for w in model.get_weights()])  # unlike a fresh initialisation
-    twin = in_precision(model, "mixed_bfloat16", x[:8])
+    twin = in_precision(model, "mixed_bfloat16")
     def bfloat16_layers(m):
         return [layer.name for layer in m.decoder.layers if layer.compute_dtype == "bfloat16"]
 
@@ -131,3 +131,15 @@ def test_a_model_trained_in_bfloat16_is_scored_in_float32_unless_asked(monkeypat
     asked = importance_weighted_nll(model, batches, EvalSettings(iw_samples=10,
                                                                  iw_precision="mixed_bfloat16"))
     assert "bfloat16" in used.pop() and asked["iw_precision"] == "mixed_bfloat16"
+
+
+def test_a_conditional_model_trained_in_bfloat16_is_scored_without_labels():
+    """The float32 copy takes the weights without a call on data, which a cvae could not take
+    without labels (`train.py --model cvae` failed at its evaluation when `auto` chose bf16)."""
+    from vae_zoo.testing.harness import build_zoo_model
+
+    model = build_zoo_model("cvae", (28, 28, 1), "mixed_bfloat16", num_classes=10)
+    x = np.random.default_rng(0).integers(0, 2, (4, 28, 28, 1)).astype("float32")
+    batches = tf.data.Dataset.from_tensor_slices({"x": x}).batch(4)
+    result = importance_weighted_nll(model, batches, EvalSettings(iw_samples=4))
+    assert np.isfinite(result["iw_nll"]) and result["iw_examples"] == 4

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_zoo.evaluation import register_metric
+from vae_zoo.networks.precision import in_precision
 
 DECODES_PER_CALL = 4096  # images decoded by one call of the decoder (images x samples)
 IMAGES_PER_PASS = 64  # images estimated by one call of the compiled estimator
@@ -69,10 +70,8 @@ def importance_weighted_nll(model, batches, settings):
     images = batches.unbatch().map(lambda e: e["x"])
     if limit is not None:
         images = images.take(limit)
-    estimator = model
+    estimator = in_precision(model, settings.iw_precision)
     for x in images.batch(IMAGES_PER_PASS):
-        if model.dtype_policy.name != settings.iw_precision and estimator is model:
-            estimator = in_precision(model, settings.iw_precision, x)
         values.append(importance_weighted_log_likelihood(estimator, x, k).numpy())
         seen += int(x.shape[0])
         if bar is not None:
@@ -83,15 +82,6 @@ def importance_weighted_nll(model, batches, settings):
                                             model.continuous_observations),
             **({"iw_precision": settings.iw_precision}
                if settings.iw_precision != "float32" else {})}
-
-
-def in_precision(model, precision, x):
-    """A copy of `model` with its weights whose hidden layers compute in `precision` (e.g.
-    `mixed_bfloat16`); the latent head, p(x|z) and the weights stay float32. Built on `x`."""
-    twin = type(model).from_config({**model.get_config(), "dtype": precision})
-    twin(x)
-    twin.set_weights(model.get_weights())
-    return twin
 
 
 def bits_per_dim(nll, num_dims, continuous):

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import keras
 
+from vae_zoo.networks.precision import in_precision
+
 
 
 def next_version(model_dir):
@@ -21,11 +23,7 @@ def as_float32(model):
     A mixed-precision model keeps float32 weights but computes its hidden layers in bfloat16 or
     float16; servers and TFLite get the float32 graph, which every runtime runs at full accuracy.
     """
-    if model.dtype_policy.name == "float32":
-        return model
-    copy = type(model).from_config({**model.get_config(), "dtype": "float32"})
-    copy.set_weights(model.get_weights())
-    return copy
+    return in_precision(model, "float32")
 
 
 def export_saved_model(model, model_dir, version=None):

@@ -8,6 +8,17 @@ and the importance weights sum hundreds of terms and bfloat16 keeps only three s
 import keras
 
 
+def in_precision(model, precision):
+    """`model` with its hidden layers computing in `precision` and the same weights: `model`
+    itself if it already does, else a copy (zoo models build every layer in their constructor,
+    so the copy takes the weights without seeing data)."""
+    if model.dtype_policy.name == precision:
+        return model
+    copy = type(model).from_config({**model.get_config(), "dtype": precision})
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def float32_params(params):
     """Casts the decoder's output (logits or means) to float32, as its last layer."""
     return keras.layers.Activation("linear", dtype="float32", name="params")(params)
