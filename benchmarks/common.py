@@ -33,10 +33,9 @@ def run_commands(commands, run_dir, root, fresh=False):
     import sys
     import time
 
-    timing_file = Path(run_dir) / "benchmark_timing.json"
     if not fresh and finished(commands, run_dir, root):
         print(f"  reusing {run_dir}", flush=True)
-        return json.loads(timing_file.read_text()) if timing_file.is_file() else None
+        return _recorded_timing(run_dir)
     if Path(run_dir).exists():
         shutil.rmtree(run_dir)
     start, cpu = time.perf_counter(), os.times()
@@ -50,9 +49,19 @@ def run_commands(commands, run_dir, root, fresh=False):
     timing = {"wall_minutes": (time.perf_counter() - start) / 60,
               "cpu_minutes": (after.children_user + after.children_system
                               - cpu.children_user - cpu.children_system) / 60}
-    timing_file.write_text(json.dumps(timing))
+    _timing_file(run_dir).write_text(json.dumps(timing))
     _stamp(run_dir).write_text(_stamp_text(commands, root))
     return timing
+
+
+def _timing_file(run_dir):
+    return Path(run_dir) / "benchmark_timing.json"
+
+
+def _recorded_timing(run_dir):
+    """The timing a finished run recorded the first time, or None if it recorded none."""
+    timing_file = _timing_file(run_dir)
+    return json.loads(timing_file.read_text()) if timing_file.is_file() else None
 
 
 def _stamp(run_dir):
@@ -71,11 +80,10 @@ def finished(commands, run_dir, root):
 def seed_run(commands, run_dir, root, fresh=False, table_only=False):
     """One seed's run of a table: `(metrics.json, timing)` after running `commands` (or reusing
     them, see `run_commands`); with `table_only`, the finished run's or None, training nothing."""
-    timing_file = Path(run_dir) / "benchmark_timing.json"
     if table_only:
         if not finished(commands, run_dir, root):
             return None
-        timing = json.loads(timing_file.read_text()) if timing_file.is_file() else None
+        timing = _recorded_timing(run_dir)
     else:
         timing = run_commands(commands, run_dir, root, fresh)
     return json.loads((Path(run_dir) / "metrics.json").read_text()), timing

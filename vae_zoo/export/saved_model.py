@@ -8,7 +8,6 @@ import keras
 from vae_zoo.networks.precision import in_precision
 
 
-
 def next_version(model_dir):
     """1 + the highest integer version folder in `model_dir` (TF Serving's layout), or 1."""
     model_dir = Path(model_dir)

@@ -2,8 +2,8 @@ import math
 
 import keras
 
-from vae_zoo.errors import UserInputError
 from vae_zoo import layers
+from vae_zoo.errors import UserInputError
 from vae_zoo.networks import register_network
 from vae_zoo.networks.precision import float32_params
 
