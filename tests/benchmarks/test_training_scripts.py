@@ -1,24 +1,17 @@
-"""The benchmark scripts run end to end (tiny settings) and write their tables. Their numbers are
-the scripts' business (benchmarks/results/), never asserted here."""
+"""The training benchmark scripts (throughput, quality, time to result, the run without its parts)
+run end to end with tiny settings and write their tables. Their numbers are the scripts' business
+(benchmarks/results/), never asserted here. Split from the evaluation scripts' file so that the
+two test processes (`--dist loadfile`) share the slow benchmark runs."""
 
 import json
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.benchmarks.script import run
+
 pytestmark = pytest.mark.slow
-
-
-def run(script, *args):
-    result = subprocess.run([sys.executable, f"benchmarks/{script}", *args], cwd=REPO,
-                            capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
 
 
 def test_throughput_script(tmp_path):
@@ -60,51 +53,6 @@ def test_quality_script(tmp_path):
     assert dense["iw_nll_sd"] == pytest.approx(np.std(nll, ddof=1), abs=1e-9)
     assert dense["paper"] == 86.76
     assert "mnist_sample: iwae/k5 below dense_vae by" in (tmp_path / "quality.md").read_text()
-
-
-def test_disentanglement_script(tmp_path):
-    args = ["--rows", "beta_vae", "--seeds", "0", "--train-images", "256", "--epochs", "1",
-            "--points", "50", "--out", str(tmp_path), "--runs", str(tmp_path / "runs")]
-    run("disentanglement.py", *args)
-    (row,) = json.loads((tmp_path / "disentanglement.json").read_text())
-    assert row["row"] == "beta_vae" and row["seeds"] == 1
-    for title in ("BetaVAE", "FactorVAE", "MIG", "DCI D", "DCI C", "DCI I", "SAP"):
-        assert 0.0 <= row[title]["mean"] <= 1.0, title
-    train, evaluate = row["commands"]
-    assert train.startswith("python train.py --model beta_vae --dataset dsprites")
-    assert "--set model.beta=4.0" in train and "--disentanglement-points 50" in evaluate
-    assert "| beta_vae | 1 |" in (tmp_path / "disentanglement.md").read_text()
-    (tmp_path / "disentanglement.json").unlink()
-    run("disentanglement.py", *args, "--table-only")  # tabulates the finished run, trains nothing
-    assert json.loads((tmp_path / "disentanglement.json").read_text()) == [row]
-
-
-def test_serving_script(tmp_path):
-    run("serving.py", "--calls", "10", "--out", str(tmp_path))
-    rows = json.loads((tmp_path / "serving.json").read_text())
-    modes = ["none", "dynamic", "float16", "int8"]
-    threads = sorted({1, os.cpu_count()})
-    assert [r["format"] for r in rows] == ["SavedModel"] + [
-        f"TFLite {mode}, {n} thread{'s' if n > 1 else ''}" for mode in modes for n in threads]
-    assert [r["threads"] for r in rows[1:]] == threads * len(modes)
-    assert all(r["batch1_ms"] > 0 and r["batch64_ms"] > 0 and r["bytes"] > 0 for r in rows)
-
-
-def test_output_layer_script(tmp_path):
-    run("output_layer.py", "--repeats", "2", "--rounds", "1", "--out", str(tmp_path))
-    rows = json.loads((tmp_path / "output_layer.json").read_text())
-    assert {(r["layer"], r["channels"]) for r in rows} == {
-        ("Conv2D", 1), ("Conv2DTranspose", 1), ("Conv2D", 3), ("Conv2DTranspose", 3)}
-    assert all(r["ms_per_step"] > 0 for r in rows)
-
-
-def test_multi_worker_script(tmp_path):
-    run("multi_worker.py", "--model", "dense_vae", "--epochs", "1", "--rounds", "1",
-        "--out", str(tmp_path))
-    data = json.loads((tmp_path / "multi_worker.json").read_text())
-    assert [r["setup"] for r in data["rows"]] == ["1 process", "2 workers"]
-    assert all(r["train_images_per_second"] > 0 and r["cpu_seconds"] > 0 for r in data["rows"])
-    assert data["parameters"] > 100_000 and data["all_reduce_ms"] > 0
 
 
 def test_time_to_result_script(tmp_path):
