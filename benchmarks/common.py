@@ -1,7 +1,15 @@
 """What every benchmark script shares: where results go and how they are written."""
 
 import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
+
+import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -17,8 +25,6 @@ def write_results(out, name, table, data):
 
 def shown(command, root):
     """A command as a user types it from the repository's root."""
-    import shlex
-
     return " ".join(shlex.quote(part) for part in command).replace(str(root) + "/", "")
 
 
@@ -27,12 +33,6 @@ def run_commands(commands, run_dir, root, fresh=False):
     they already finished there: a stamp with their text is written last, so a run stopped half
     way is done again. Returns the timing `{"wall_minutes", "cpu_minutes"}` (of the first time
     when reused; None if that was not recorded)."""
-    import os
-    import shutil
-    import subprocess
-    import sys
-    import time
-
     if not fresh and finished(commands, run_dir, root):
         print(f"  reusing {run_dir}", flush=True)
         return _recorded_timing(run_dir)
@@ -91,8 +91,6 @@ def seed_run(commands, run_dir, root, fresh=False, table_only=False):
 
 def mean_sd(values, digits=2):
     """`(mean, sd with ddof 1 or None, "mean ± sd")` of the values that are not None."""
-    import numpy as np
-
     values = [v for v in values if v is not None]
     if not values:
         return None, None, "–"

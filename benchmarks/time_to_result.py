@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds the repo's packages
 
 from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import shown as shown_from  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 RUNS = ROOT / "benchmarks" / "runs" / "time_to_result"
@@ -55,7 +56,8 @@ def children_cpu():
 
 
 def shown(cmd):
-    return " ".join(["python", *cmd[1:]]).replace(str(ROOT) + "/", "")
+    """`cmd` (run by this interpreter) as a user types it from the repository's root."""
+    return shown_from(["python", *cmd[1:]], ROOT)
 
 
 def run_command(cmd, root=ROOT):
