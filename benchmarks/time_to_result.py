@@ -281,7 +281,7 @@ def decoder_sweep(decoders, latent_dim, flop, rows_list, rounds):
     return rows
 
 
-def evaluation(preset, k, images, rounds):
+def evaluation(preset, k, images, rounds, sweep_rows):
     import numpy as np
 
     from vae_zoo.evaluation.iw_nll import importance_weighted_log_likelihood
@@ -294,7 +294,7 @@ def evaluation(preset, k, images, rounds):
     before = stock_output_twin(model, x)
     flop = decoder_flop(model)
     sweep = decoder_sweep({"stock output layer": before.decoder, "tap output layer": model.decoder},
-                          model.latent_dim, flop, (256, 1024, 4096, 16384), rounds)
+                          model.latent_dim, flop, sweep_rows, rounds)
 
     def estimator(m):
         def estimate(x):
@@ -359,6 +359,9 @@ def main():
                         help="the preset whose IW NLL is timed, on its check images (test split)")
     parser.add_argument("--runs", default=str(RUNS), help="folder for the training runs")
     parser.add_argument("--eval-images", type=int, default=32)
+    parser.add_argument("--sweep-rows", nargs="*", type=int, default=[256, 1024, 4096, 16384],
+                        help="z's per decoder call in the decoder sweep (its 16,384-row calls of "
+                             "conv_vae's decoder took the process to 9.8 GB)")
     parser.add_argument("--breakdown-model", default="dense_vae",
                         help="the model whose run is repeated without each part")
     parser.add_argument("--base", help="another checkout of vae_zoo whose full run joins the "
@@ -396,7 +399,8 @@ def main():
     if "pythae" not in args.skip:
         results["pythae"] = versus_pythae(runs, args.pythae, args.rounds, args.pythae_epochs)
     if "eval" not in args.skip:
-        results["evaluation"] = evaluation(args.eval_preset, args.k, args.eval_images, args.rounds)
+        results["evaluation"] = evaluation(args.eval_preset, args.k, args.eval_images, args.rounds,
+                                            args.sweep_rows)
     results["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     write_results(args.out, "time_to_result", table(results), results)
 

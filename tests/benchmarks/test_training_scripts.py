@@ -57,8 +57,8 @@ def test_quality_script(tmp_path):
 
 def test_time_to_result_script(tmp_path):
     run("time_to_result.py", "--models", "dense_vae", "--epochs", "1", "--skip", "breakdown",
-        "pythae", "--k", "3", "--eval-images", "2", "--rounds", "1", "--runs",
-        str(tmp_path / "runs"), "--out", str(tmp_path))
+        "pythae", "--k", "3", "--eval-images", "2", "--sweep-rows", "64", "256", "--rounds", "1",
+        "--runs", str(tmp_path / "runs"), "--out", str(tmp_path))
     results = json.loads((tmp_path / "time_to_result.json").read_text())
     [row] = results["train"]
     assert row["model"] == "dense_vae" and row["timing"]["traces"] == {"train": 1, "test": 1}
