@@ -224,7 +224,7 @@ def decoder_flop(model):
     return int(total)
 
 
-def stock_output_twin(model, x):
+def stock_output_twin(model):
     """`model` with the stock `Conv2DTranspose` as its decoder's output layer, same weights: the
     decoder before issue #13 (`vae_zoo.layers.Conv2DTranspose` runs the same map faster outside
     training)."""
@@ -236,8 +236,7 @@ def stock_output_twin(model, x):
         kind = keras.layers.Conv2DTranspose if type(layer) is layers.Conv2DTranspose else type(layer)
         return kind.from_config(layer.get_config())
 
-    twin = type(model).from_config(model.get_config())
-    twin(x[:1])
+    twin = type(model).from_config(model.get_config())  # built by its constructor, as in_precision
     twin.set_weights(model.get_weights())
     twin.decoder = keras.models.clone_model(model.decoder, clone_function=stock)
     twin.decoder.set_weights(model.decoder.get_weights())
@@ -291,7 +290,7 @@ def evaluation(preset, k, images, rounds, sweep_rows):
     folder = resolve_preset(preset)
     model = folder.load_model()
     x = folder.read_check()["x"][:images]
-    before = stock_output_twin(model, x)
+    before = stock_output_twin(model)
     flop = decoder_flop(model)
     sweep = decoder_sweep({"stock output layer": before.decoder, "tap output layer": model.decoder},
                           model.latent_dim, flop, sweep_rows, rounds)
