@@ -4,6 +4,7 @@ disentanglement_lib as mean ± sd over seeds, with training time.
     python benchmarks/disentanglement.py                       # every row, 3 seeds
     python benchmarks/disentanglement.py --rows beta_vae factor_vae --seeds 0
     python benchmarks/disentanglement.py --table-only          # the table from finished runs
+    python benchmarks/disentanglement.py --table-only --pictures   # and each row's pictures
 
 Each run is `python train.py --model M --dataset dsprites` on a budget a 2-core machine affords
 (`--train-images` drawn from the grid, `--epochs` passes), then `python evaluate.py RUN
@@ -66,9 +67,25 @@ def commands(row, seed, args):
                 "--examples", "200"]
     if args.points:
         evaluate += ["--disentanglement-points", str(args.points)]
-    if not (args.pictures and seed == args.seeds[0]):
-        evaluate.append("--no-pictures")
+    evaluate.append("--no-pictures")  # `--pictures` draws from the stored scores instead
     return [train, evaluate], run_dir
+
+
+def draw_pictures(run_dir):
+    """DCI's importance heat map and the labelled traversals of a finished run, from the scores
+    in its metrics.json: no training and no scoring again. Returns the PNGs' paths."""
+    from vae_zoo.config import RunConfig
+    from vae_zoo.data import load_data
+    from vae_zoo.evaluation.disentanglement import report
+    from vae_zoo.run_folder import RunFolder
+
+    run = RunFolder(run_dir)
+    config = RunConfig.from_dict(run.read_config())
+    ground_truth = load_data(config.data, seed=config.train.seed).ground_truth
+    scores = run.read_metrics()["disentanglement"]
+    drawn = report.draw_pictures(run.load_model(), ground_truth, scores, run,
+                                 step=config.train.epochs)
+    return [Path(run_dir) / path for path in drawn]
 
 
 def summarise(row, runs, command_texts):
@@ -113,7 +130,8 @@ def main():
     parser.add_argument("--points", type=int, default=3000,
                         help="cap on every metric's sample sizes (0: disentanglement_lib's)")
     parser.add_argument("--pictures", action="store_true",
-                        help="draw the evaluation pictures for the first seed of each row")
+                        help="draw DCI's heat map and the labelled traversals of each row's "
+                             "first seed, from its stored scores")
     parser.add_argument("--fresh", action="store_true")
     parser.add_argument("--table-only", action="store_true")
     parser.add_argument("--runs", default=str(RUNS))
@@ -130,6 +148,9 @@ def main():
                 continue
             runs.append(run)
             texts += [shown(c, ROOT) for c in cmds]
+            if args.pictures and seed == args.seeds[0]:
+                for path in draw_pictures(run_dir):
+                    print(f"  drew {shown([str(path)], ROOT)}", flush=True)
         if runs:
             rows.append(summarise(row, runs, texts))
     write_results(args.out, "disentanglement", table(rows, args), rows)

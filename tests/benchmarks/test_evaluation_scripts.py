@@ -27,6 +27,11 @@ def test_disentanglement_script(tmp_path):
     (tmp_path / "disentanglement.json").unlink()
     run("disentanglement.py", *args, "--table-only")  # tabulates the finished run, trains nothing
     assert json.loads((tmp_path / "disentanglement.json").read_text()) == [row]
+    pictures = tmp_path / "runs" / "beta_vae" / "seed-0" / "pictures"
+    assert not pictures.exists()
+    run("disentanglement.py", *args, "--table-only", "--pictures")  # from the stored scores
+    assert {p.name for p in pictures.iterdir()} == {"dci_importance.png", "factor_traversals.png"}
+    assert json.loads((tmp_path / "disentanglement.json").read_text()) == [row]
 
 
 def test_serving_script(tmp_path):
