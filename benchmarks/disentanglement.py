@@ -64,6 +64,17 @@ def capacity_steps(args):
     steps = args.epochs * -(-train_images // BATCH_SIZE)
     return max(1, round(2 * steps / 3))
 
+# The papers' claims on dSprites, checked on the means: (better row, worse row, column, source).
+ORDERINGS = [
+    ("beta_vae", "vae", "BetaVAE", "Higgins et al. 2017: beta > 1 scores above the VAE"),
+    ("factor_vae", "beta_vae", "FactorVAE", "Kim & Mnih 2018: FactorVAE above beta-VAE"),
+    ("beta_tcvae", "beta_vae", "MIG", "Chen et al. 2018: beta-TCVAE above beta-VAE"),
+    ("dip_vae/i", "vae", "SAP", "Kumar et al. 2018: DIP-VAE above the VAE"),
+    ("dip_vae/ii", "vae", "SAP", "Kumar et al. 2018: DIP-VAE above the VAE"),
+    ("beta_vae/capacity", "beta_vae", "test ELBO",
+     "Burgess et al. 2018: capacity control reconstructs better than beta-VAE"),
+]
+
 
 def commands(row, seed, args):
     model, overrides = ROWS[row]
@@ -112,24 +123,50 @@ def summarise(row, runs, command_texts):
     for (metric, key), title in COLUMNS:
         mean, sd, text = mean_sd([s[metric][key] for s in scores], 3)
         summary[title] = {"mean": mean, "sd": sd, "text": text}
-    summary["elbo"] = mean_sd([m["test"].get("elbo") for m, _ in runs])[2]
+    mean, sd, text = mean_sd([m["test"].get("elbo") for m, _ in runs])
+    summary["test ELBO"] = {"mean": mean, "sd": sd, "text": text}
+    cpu = [timing["cpu_minutes"] for _, timing in runs if timing]
+    summary["run_cpu_minutes"] = round(sum(cpu) / len(cpu), 1) if cpu else None
     return summary
+
+
+def orderings(rows):
+    """Which of the papers' orderings hold on the means, with the seed-to-seed spread."""
+    found = []
+    by_row = {r["row"]: r for r in rows}
+    for better, worse, column, source in ORDERINGS:
+        if better not in by_row or worse not in by_row:
+            continue
+        a, b = by_row[better][column], by_row[worse][column]
+        if a["mean"] is None or b["mean"] is None:
+            continue
+        gap, spread = a["mean"] - b["mean"], max(a["sd"] or 0.0, b["sd"] or 0.0)
+        verdict = ("holds" if gap > 2 * spread else "holds, within 2 sd" if gap > 0
+                   else "does NOT hold")
+        found.append(f"{better} above {worse} on {column} by {gap:.3f} (largest sd "
+                     f"{spread:.3f}), {source}: {verdict}")
+    return found
 
 
 def table(rows, args):
     titles = [title for _, title in COLUMNS]
-    points = args.points or "disentanglement_lib's 10,000 / 5,000"
+    points = (f"capped at {args.points:,} points" if args.points
+              else "disentanglement_lib's 10,000 / 5,000")
     lines = [
         f"dSprites (drawn in code), {args.train_images:,} training images x {args.epochs} "
         f"epochs, conv network, 10 latents; metrics on the posterior mean with sample sizes "
         f"{points}; mean ± sd over seeds. Higher is better for every metric.", "",
-        "| row | seeds | " + " | ".join(titles) + " | test ELBO | train min |",
-        "|---|---|" + "---|" * len(titles) + "---|---|",
+        "| row | seeds | " + " | ".join(titles) + " | test ELBO | train min | run CPU min |",
+        "|---|---|" + "---|" * len(titles) + "---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['row']} | {r['seeds']} | "
                      + " | ".join(r[title]["text"] for title in titles)
-                     + f" | {r['elbo']} | {r['train_minutes']} |")
+                     + f" | {r['test ELBO']['text']} | {r['train_minutes']} | "
+                     f"{r['run_cpu_minutes'] or ''} |")
+    checks = orderings(rows)
+    if checks:
+        lines += ["", "The papers' orderings:", ""] + [f"- {check}" for check in checks]
     lines += ["", "Commands (per seed; `train.seed` varies):", ""]
     lines += [f"    {text}" for r in rows for text in r["commands"]]
     return "\n".join(lines)
