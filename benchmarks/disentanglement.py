@@ -19,6 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds the repo's packages
 
@@ -125,6 +127,9 @@ def summarise(row, runs, command_texts):
         summary[title] = {"mean": mean, "sd": sd, "text": text}
     mean, sd, text = mean_sd([m["test"].get("elbo") for m, _ in runs])
     summary["test ELBO"] = {"mean": mean, "sd": sd, "text": text}
+    units = [m["test"].get("active_units") for m, _ in runs]
+    summary["active_units"] = (round(float(np.mean(units)), 1)
+                               if None not in units else None)
     cpu = [timing["cpu_minutes"] for _, timing in runs if timing]
     summary["run_cpu_minutes"] = round(sum(cpu) / len(cpu), 1) if cpu else None
     return summary
@@ -156,13 +161,14 @@ def table(rows, args):
         f"dSprites (drawn in code), {args.train_images:,} training images x {args.epochs} "
         f"epochs, conv network, 10 latents; metrics on the posterior mean with sample sizes "
         f"{points}; mean ± sd over seeds. Higher is better for every metric.", "",
-        "| row | seeds | " + " | ".join(titles) + " | test ELBO | train min | run CPU min |",
-        "|---|---|" + "---|" * len(titles) + "---|---|---|",
+        "| row | seeds | " + " | ".join(titles) + " | test ELBO | active units "
+        "| train min | run CPU min |",
+        "|---|---|" + "---|" * len(titles) + "---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['row']} | {r['seeds']} | "
                      + " | ".join(r[title]["text"] for title in titles)
-                     + f" | {r['test ELBO']['text']} | {r['train_minutes']} | "
+                     + f" | {r['test ELBO']['text']} | {r['active_units']} | {r['train_minutes']} | "
                      f"{r['run_cpu_minutes'] or ''} |")
     checks = orderings(rows)
     if checks:
