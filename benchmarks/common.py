@@ -97,3 +97,12 @@ def mean_sd(values, digits=2):
     mean = float(np.mean(values))
     sd = float(np.std(values, ddof=1)) if len(values) > 1 else None
     return mean, sd, f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
+
+
+def ordering_verdict(gap, *sds):
+    """`(spread, verdict)` of a paper's ordering on table means: `gap` is positive when it holds
+    and is weighed against the largest seed-to-seed sd (None counts as 0)."""
+    spread = max(sd or 0.0 for sd in sds)
+    verdict = ("holds" if gap > 2 * spread else "holds, within 2 sd" if gap > 0
+               else "does NOT hold")
+    return spread, verdict

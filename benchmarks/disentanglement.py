@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds t
 
 from benchmarks.common import RESULTS  # noqa: E402
 from benchmarks.common import mean_sd  # noqa: E402
+from benchmarks.common import ordering_verdict  # noqa: E402
 from benchmarks.common import seed_run  # noqa: E402
 from benchmarks.common import shown  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
@@ -62,7 +63,9 @@ def capacity_steps(args):
     """Optimizer steps over which capacity beta_vae raises C to its 25 nats: the run's first two
     thirds (Burgess et al. raise it over the first part of training, then hold it); the
     config's 10,000 would leave C at a fifth of its maximum on this budget (2,229 steps)."""
-    train_images = args.train_images - round(0.05 * args.train_images)  # 5% go to validation
+    from vae_zoo.data.sources.arrays import VALIDATION_FRACTION  # dsprites' split, too
+
+    train_images = args.train_images - int(round(args.train_images * VALIDATION_FRACTION))
     steps = args.epochs * -(-train_images // BATCH_SIZE)
     return max(1, round(2 * steps / 3))
 
@@ -146,9 +149,8 @@ def orderings(rows):
         a, b = by_row[better][column], by_row[worse][column]
         if a["mean"] is None or b["mean"] is None:
             continue
-        gap, spread = a["mean"] - b["mean"], max(a["sd"] or 0.0, b["sd"] or 0.0)
-        verdict = ("holds" if gap > 2 * spread else "holds, within 2 sd" if gap > 0
-                   else "does NOT hold")
+        gap = a["mean"] - b["mean"]
+        spread, verdict = ordering_verdict(gap, a["sd"], b["sd"])
         found.append(f"{better} above {worse} on {column} by {gap:.3f} (largest sd "
                      f"{spread:.3f}), {source}: {verdict}")
     return found

@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds t
 
 from benchmarks.common import RESULTS  # noqa: E402
 from benchmarks.common import mean_sd  # noqa: E402
+from benchmarks.common import ordering_verdict  # noqa: E402
 from benchmarks.common import seed_run  # noqa: E402
 from benchmarks.common import shown  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
@@ -99,9 +100,7 @@ def orderings(rows):
             if not a or not b or a["iw_nll"] is None or b["iw_nll"] is None:
                 continue
             gap = b["iw_nll"] - a["iw_nll"]
-            spread = max(a["iw_nll_sd"] or 0.0, b["iw_nll_sd"] or 0.0)
-            verdict = ("holds" if gap > 2 * spread else "holds, within 2 sd" if gap > 0
-                       else "does NOT hold")
+            spread, verdict = ordering_verdict(gap, a["iw_nll_sd"], b["iw_nll_sd"])
             found.append(f"{dataset}: {better} below {worse} by {gap:.2f} nats "
                          f"(largest sd {spread:.2f}): {verdict}")
     return found
