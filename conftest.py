@@ -4,6 +4,12 @@ replica-equality test) before TensorFlow initialises, and real MNIST digits."""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Prepared datasets (image folders, TFDS splits) go to a folder of this test session, not the
+# user's cache; subprocesses (train.py runs) inherit it.
+if "VAE_ZOO_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["VAE_ZOO_CACHE"] = tempfile.mkdtemp(prefix="vae_zoo-test-cache-")
 
 import tensorflow as tf  # noqa: E402
 

@@ -58,7 +58,7 @@ def load_images(dataset):
     from vae_zoo.data import load_data
 
     data = load_data(DataConfig(dataset=dataset))
-    return np.stack([e["x"] for e in data.splits["train"].as_numpy_iterator()]), data.source
+    return data.splits["train"].read_all()["x"], data.source
 
 
 def build(name, dataset, images):
@@ -78,7 +78,11 @@ def build(name, dataset, images):
     from vae_zoo.config import RunConfig
     from vae_zoo.config import apply_overrides
     from vae_zoo.config import load_zoo_config
+    import numpy as np
+
     from vae_zoo.data import make_pipeline
+    from vae_zoo.data.store import ArrayStore
+    from vae_zoo.data.store import Split
     from vae_zoo.training import TrainingLoop
     from vae_zoo.training.strategy import resolve_jit_compile
     from vae_zoo.training.trainer import prepare
@@ -86,7 +90,7 @@ def build(name, dataset, images):
     raw = apply_overrides(load_zoo_config(zoo_model), [f"data.dataset={dataset}", *overrides])
     config = RunConfig.from_dict(raw)
     _, model, strategy = prepare(config)
-    examples = tf.data.Dataset.from_tensor_slices({"x": images})
+    examples = Split(ArrayStore({"x": images}), np.arange(len(images)))
     steps = -(-len(images) // BATCH_SIZE)
     # The zoo's own training loop, as train.py runs it (a new epoch's order each call).
     loop = TrainingLoop(model, strategy, jit_compile=resolve_jit_compile(config.train.jit_compile))
@@ -94,8 +98,11 @@ def build(name, dataset, images):
 
     def train_one_epoch():
         epoch = next(epochs)
-        batches = make_pipeline(examples, BATCH_SIZE, training=True, epoch=epoch)
-        loop.fit(lambda _: batches, epochs=epoch + 1, steps_per_epoch=steps, verbose=0,
+        def train_batches(epoch, start_step=0, shard=None):
+            return make_pipeline(examples, BATCH_SIZE, training=True, epoch=epoch,
+                                 start_step=start_step, shard=shard)
+
+        loop.fit(train_batches, epochs=epoch + 1, steps_per_epoch=steps, verbose=0,
                  initial_epoch=epoch)
 
     return model, train_one_epoch

@@ -157,7 +157,7 @@ def static_binary_mnist(path, seed=0):
     from vae_zoo.data import load_data
 
     data = load_data(DataConfig(dataset=str(path / "zoo.npz")), seed=0)
-    splits = {s: np.stack([e["x"] for e in data.splits[s].as_numpy_iterator()])
+    splits = {s: data.splits[s].read_all()["x"]
               for s in ("train", "validation")}
     np.savez(path / "pythae.npz", x_train=splits["train"], x_validation=splits["validation"])
     return path / "zoo.npz", path / "pythae.npz"

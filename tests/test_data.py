@@ -14,14 +14,20 @@ from vae_zoo.data.idx import read_idx
 from vae_zoo.data.sources import fashion_mnist
 from vae_zoo.data.sources import tfds_catalog
 from vae_zoo.data.sources.mnist import EMBEDDED_MNIST
+from vae_zoo.data.store import ArrayStore
+from vae_zoo.data.store import Split
 from vae_zoo.errors import UserInputError
 
 
-def first_batch(examples, **kwargs):
-    if isinstance(examples.element_spec, dict):
-        return next(iter(make_pipeline(examples, 32, training=False, **kwargs)))["x"].numpy()
-    images = examples.map(lambda x: {"x": x})
-    return next(iter(make_pipeline(images, 32, training=False, **kwargs)))["x"].numpy()
+def in_memory(**arrays):
+    """A split of every example of `arrays`, held in memory."""
+    return Split(ArrayStore(arrays), np.arange(len(arrays["x"])))
+
+
+def first_batch(split, **kwargs):
+    if isinstance(split, np.ndarray):
+        split = in_memory(x=split)
+    return next(iter(make_pipeline(split, 32, training=False, **kwargs)))["x"].numpy()
 
 
 def offline(monkeypatch, reachable=False):
@@ -49,8 +55,9 @@ def test_labels_travel_with_their_images_in_every_split():
     np.testing.assert_array_equal(batch["y"].numpy(), y_test[:64])
     np.testing.assert_allclose(batch["x"].numpy()[..., 0], x_test[:64] / 255.0, atol=1e-6)
     for split in ("train", "validation"):  # shuffled before the split: pairs stay together
-        for example in data.splits[split].take(50).as_numpy_iterator():
-            assert train_labels[example["x"].tobytes()] == example["y"]
+        examples = data.splits[split].take(50).read_all()
+        for x, y in zip(examples["x"], examples["y"]):
+            assert train_labels[x.tobytes()] == y
 
 
 def test_mnist_falls_back_to_the_embedded_sample_and_says_so(monkeypatch):
@@ -63,16 +70,15 @@ def test_training_order_is_shuffled_and_seeded():
     data = load_data(DataConfig(dataset="mnist_sample"))
     labels_order = [first_batch(data.splits["train"]).sum() for _ in range(2)]
     # The embedded sample is sorted by label; the loader permutes it before splitting.
-    train = np.stack([e["y"] for e in data.splits["train"].take(500).as_numpy_iterator()])
+    train = data.splits["train"].take(500).read_all()["y"]
     assert len(set(train.tolist())) == 10
     again = load_data(DataConfig(dataset="mnist_sample"))
-    np.testing.assert_array_equal(
-        train, np.stack([e["y"] for e in again.splits["train"].take(500).as_numpy_iterator()]))
+    np.testing.assert_array_equal(train, again.splits["train"].take(500).read_all()["y"])
     assert labels_order[0] == labels_order[1]  # unshuffled pipeline is deterministic
 
 
 def test_dynamic_binarisation_draws_new_pixels_each_epoch_and_the_same_for_the_same_epoch():
-    images = tf.data.Dataset.from_tensor_slices({"x": np.full((64, 8, 8, 1), 0.5, "float32")})
+    images = in_memory(x=np.full((64, 8, 8, 1), 0.5, "float32"))
 
     def epoch(e, seed=1):
         ds = make_pipeline(images, 64, training=True, binarize=True, seed=seed, epoch=e)
@@ -87,10 +93,10 @@ def test_dynamic_binarisation_draws_new_pixels_each_epoch_and_the_same_for_the_s
 
 
 def test_training_order_is_a_function_of_seed_and_epoch():
-    examples = tf.data.Dataset.from_tensor_slices({"x": np.arange(100, dtype="float32")})
+    examples = in_memory(x=np.arange(100, dtype="float32"))
 
     def order(seed, epoch):
-        ds = make_pipeline(examples, 100, training=True, seed=seed, epoch=epoch, shuffle_buffer=100)
+        ds = make_pipeline(examples, 100, training=True, seed=seed, epoch=epoch)
         return next(iter(ds))["x"].numpy()
 
     np.testing.assert_array_equal(order(0, 3), order(0, 3))
@@ -99,7 +105,7 @@ def test_training_order_is_a_function_of_seed_and_epoch():
 
 
 def test_resize_to_image_size():
-    images = tf.data.Dataset.from_tensor_slices(np.zeros((4, 28, 28, 1), np.uint8))
+    images = np.zeros((4, 28, 28, 1), np.uint8)
     assert first_batch(images, image_size=[32, 32]).shape == (4, 32, 32, 1)
 
 
@@ -137,10 +143,10 @@ def test_tfds_path_with_mocked_data(monkeypatch):
         data = load_data(DataConfig(dataset="mnist", train_limit=12, test_limit=5))
         assert data.source == "TFDS mnist"
         assert data.image_shape == (28, 28, 1) and data.spec.num_classes == 10
-        assert first_batch(data.splits["train"]).shape == (12, 28, 28, 1)
+        assert first_batch(data.splits["train"]).shape == (11, 28, 28, 1)  # 1 held out
         assert first_batch(data.splits["test"]).shape == (5, 28, 28, 1)
-        label = next(iter(data.splits["test"]))["y"]
-        assert label.dtype == tf.int64 and 0 <= int(label) < 10
+        label = data.splits["test"].read_all()["y"][0]
+        assert label.dtype == np.int64 and 0 <= int(label) < 10
         cifar = load_data(DataConfig(dataset="cifar10"))
         x = first_batch(cifar.splits["train"])
         assert cifar.image_shape == (32, 32, 3) and x.shape[1:] == (32, 32, 3)
@@ -174,7 +180,7 @@ def test_image_folder(tmp_path):
     save_pngs(tmp_path / "classes" / "dog", [(8, 8)] * 4)
     classes = load_data(DataConfig(dataset=str(tmp_path / "classes")))
     assert classes.spec.num_classes == 2
-    labels = [int(e["y"]) for split in classes.splits.values() for e in split]
+    labels = [int(y) for split in classes.splits.values() for y in split.read_all()["y"]]
     assert sorted(labels) == [0] * 6 + [1] * 4
     grey = tmp_path / "grey"
     save_pngs(grey, [(16, 16)] * 5, mode="L")
@@ -213,7 +219,7 @@ def test_array_files(tmp_path):
 
 
 def test_held_out_binarisation_is_the_same_on_every_pass():
-    images = tf.data.Dataset.from_tensor_slices({"x": np.full((64, 8, 8, 1), 0.5, "float32")})
+    images = in_memory(x=np.full((64, 8, 8, 1), 0.5, "float32"))
     ds = make_pipeline(images, 16, training=False, binarize=True, seed=1)
     first, second = (np.concatenate([b["x"] for b in ds.as_numpy_iterator()]) for _ in range(2))
     assert set(np.unique(first)) == {0.0, 1.0} and abs(first.mean() - 0.5) < 0.05

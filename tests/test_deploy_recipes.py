@@ -158,11 +158,13 @@ SBATCH = DEPLOY / "slurm/train.sbatch"
 FAKE_SRUN = """#!/usr/bin/env bash
 while [[ "$1" == --* ]]; do shift; done
 if [[ " $* " == *" train.py "* ]]; then printf '%s\\n' "$@" > "$FAKE_SRUN_TRAIN"; exit 0; fi
+out=$(mktemp -d)
 for ((i = 0; i < SLURM_NTASKS; i++)); do
   SLURM_PROCID=$i SLURM_STEP_NUM_TASKS=$SLURM_NTASKS SLURM_STEP_NODELIST=$SLURM_JOB_NODELIST \\
-    SLURM_STEP_TASKS_PER_NODE=$SLURM_TASKS_PER_NODE "$@" &
+    SLURM_STEP_TASKS_PER_NODE=$SLURM_TASKS_PER_NODE "$@" > "$out/$i" &
 done
 wait
+cat "$out"/*  # each task's lines whole: concurrent writes to one pipe can interleave
 """
 
 

@@ -82,19 +82,18 @@ def test_the_source_yields_examples_whose_factors_draw_their_images():
     data = load_data(DataConfig(dataset="dsprites", train_limit=300, test_limit=40))
     assert data.spec.keys == ("x", "factors") and data.spec.factor_sizes == (3, 6, 40, 32, 32)
     assert data.sizes == {"train": 285, "validation": 15, "test": 40}
-    assert data.ground_truth is not None and not data.cache
+    assert data.ground_truth is not None and not data.splits["train"].store.in_memory
     seen = {}
-    for split, ds in data.splits.items():
-        examples = list(ds.as_numpy_iterator())
-        assert len(examples) == data.sizes[split]
-        x = np.stack([e["x"] for e in examples])
-        factors = np.stack([e["factors"] for e in examples])
+    for split, examples in data.splits.items():
+        examples = examples.read_all()
+        x, factors = examples["x"], examples["factors"]
+        assert len(x) == data.sizes[split]
         assert x.dtype == np.uint8 and x.shape[1:] == (64, 64, 1) and factors.dtype == np.int64
         np.testing.assert_array_equal(x, GRID.binary_images(factors) * 255)
         seen[split] = {tuple(f) for f in factors}
     assert not (seen["train"] & seen["test"]) and not (seen["validation"] & seen["test"])
     again = load_data(DataConfig(dataset="dsprites", train_limit=300, test_limit=40), seed=3)
-    assert {tuple(e["factors"]) for e in again.splits["test"].as_numpy_iterator()} == seen["test"]
+    assert {tuple(f) for f in again.splits["test"].read_all()["factors"]} == seen["test"]
     batch = next(iter(make_batches(data, "train", DataConfig(batch_size=16))))
     assert set(np.unique(batch["x"].numpy())) <= {0.0, 1.0}
 
@@ -119,8 +118,9 @@ def test_the_real_npz_is_read_and_indexed_by_factors(tmp_path, give):
     assert data.spec.factor_sizes == (3, 2, 2, 4, 4) and data.source.startswith("dSprites ")
     assert sum(data.sizes.values()) == 192
     by_factors = {tuple(c[1:]): image for c, image in zip(classes, imgs)}
-    for example in data.splits["test"].as_numpy_iterator():
-        np.testing.assert_array_equal(example["x"][..., 0], by_factors[tuple(example["factors"])] * 255)
+    test = data.splits["test"].read_all()
+    for x, f in zip(test["x"], test["factors"]):
+        np.testing.assert_array_equal(x[..., 0], by_factors[tuple(f)] * 255)
     factors = data.ground_truth.sample_factors(5, np.random.default_rng(1))
     observations = data.ground_truth.sample_observations_from_factors(factors, None)
     for f, image in zip(factors, observations):
@@ -164,8 +164,8 @@ def test_render_speed_is_reported(capsys):
     """Not a timed assertion: prints the rendering rate for the README and the logs."""
     import time
 
-    factors = GRID.sample_factors(16 * dsprites.RENDER_BATCH, np.random.default_rng(0))
+    factors = GRID.sample_factors(16 * 128, np.random.default_rng(0))
     start = time.perf_counter()
-    for batch in np.split(factors, 16):  # as the pipeline renders them
+    for batch in np.split(factors, 16):  # as the pipeline renders them, a batch of 128 a time
         GRID.binary_images(batch)
     print(f"dsprites: {len(factors) / (time.perf_counter() - start):.0f} images/s on one core")

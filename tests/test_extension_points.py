@@ -8,12 +8,14 @@ import tensorflow as tf
 
 from vae_zoo.config import DataConfig
 from vae_zoo.config import RunConfig
+from vae_zoo.data import ArrayStore
 from vae_zoo.data import Data
 from vae_zoo.data import DataSpec
 from vae_zoo.data import GroundTruthFactors
 from vae_zoo.data import load_data
 from vae_zoo.data import make_batches
 from vae_zoo.data import register_source
+from vae_zoo.data import Split
 from vae_zoo.evaluation import EvalSettings
 from vae_zoo.evaluation import evaluate_metrics
 from vae_zoo.evaluation import register_metric
@@ -47,7 +49,7 @@ def load_bars(config, seed):
     splits, sizes = {}, {"train": 512, "validation": 32, "test": 64}
     for split, size in sizes.items():
         factors, images = bars.sample(size, rng)
-        splits[split] = tf.data.Dataset.from_tensor_slices({"x": images, "factors": factors})
+        splits[split] = Split(ArrayStore({"x": images, "factors": factors}), np.arange(size))
     spec = DataSpec(bars.image_shape, factor_sizes=bars.factor_sizes, factor_names=bars.factor_names)
     return Data(splits=splits, spec=spec, sizes=sizes, source="bars", ground_truth=bars)
 

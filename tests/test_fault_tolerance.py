@@ -75,17 +75,38 @@ def signal_after_checkpoint(argv, run, signum, after_step):
     return process.returncode, stderr
 
 
-def test_sigkill_mid_epoch_then_the_same_command_ends_bit_identical(tmp_path):
-    reference = train(tmp_path / "reference", "--epochs", "3", "--deterministic")
+def mnist_folder(folder, count):
+    """`count` digits of the embedded sample as PNG files in `folder`."""
+    from PIL import Image
+
+    from vae_zoo.data.sources.mnist import EMBEDDED_MNIST
+
+    folder.mkdir(parents=True)
+    with np.load(EMBEDDED_MNIST) as data:
+        for i, digit in enumerate(data["x_train"][:count]):
+            Image.fromarray(digit).save(folder / f"{i:05d}.png")
+    return folder
+
+
+@pytest.mark.parametrize("source", ["mnist_sample", "streamed_folder"])
+def test_sigkill_mid_epoch_then_the_same_command_ends_bit_identical(tmp_path, source):
+    data = []
+    if source == "streamed_folder":  # read from disk a batch at a time (memory budget 0)
+        data = ["--dataset", str(mnist_folder(tmp_path / "digits", 1140)),
+                "--set", "data.memory_budget_mb=0"]
+    reference = train(tmp_path / "reference", "--epochs", "3", "--deterministic", *data)
     assert reference.returncode == 0, reference.stderr
+    if data:
+        assert "streamed from" in reference.stdout
     killed = tmp_path / "killed"
-    code, _ = start_and_signal(killed, signal.SIGKILL, 11, "--epochs", "3", "--deterministic")
+    code, _ = start_and_signal(killed, signal.SIGKILL, 11, "--epochs", "3", "--deterministic",
+                               *data)
     assert code == -signal.SIGKILL
     newest = state(checkpoints(killed)[-1])
     assert newest["global_step"] < 3 * STEPS_PER_EPOCH  # killed before the end
     assert not (killed / "model.keras").exists()
 
-    resumed = train(killed, "--epochs", "3", "--deterministic")  # what a restarted job runs
+    resumed = train(killed, "--epochs", "3", "--deterministic", *data)  # what a restart runs
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming the run in" in resumed.stdout
     assert f"epoch {newest['epoch'] + 1}, batch {newest['step']}" in resumed.stdout

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from tests.test_fault_tolerance import checkpoints
+from tests.test_fault_tolerance import mnist_folder
 from tests.test_fault_tolerance import state
 from tests.test_fault_tolerance import weights
 from tests.test_train_cli import ENV
@@ -84,10 +85,16 @@ def assert_same_weights(run, reference):
     ["--model", "beta_vae", "--set", "model.capacity=true", "--set", "model.capacity_steps=8"],
     # Two optimizers, and a permutation of the codes drawn over the global batch (all-gathered).
     ["--model", "factor_vae"],
-], ids=["conv_vae", "capacity_beta_vae", "factor_vae"])
+    # A folder streamed from disk: each worker reads only its own half of every batch.
+    ["--model", "conv_vae", "--dataset", "FOLDER", "--set", "data.memory_budget_mb=0"],
+], ids=["conv_vae", "capacity_beta_vae", "factor_vae", "conv_vae_streamed_folder"])
 def test_two_workers_match_one_process_and_the_chief_writes_the_run(tmp_path, model_args):
-    train_one_process([*model_args, *SMALL], tmp_path / "single")
-    workers = start_workers([*model_args, *SMALL], tmp_path / "multi")
+    args = [*model_args, *SMALL]
+    if "FOLDER" in model_args:  # 150 digits: 15 test, 135 train as SMALL's limit wants
+        folder = str(mnist_folder(tmp_path / "digits", 150))
+        args = [*SMALL, *(folder if arg == "FOLDER" else arg for arg in model_args)]
+    train_one_process(args, tmp_path / "single")
+    workers = start_workers(args, tmp_path / "multi")
     outputs = finish(workers)
     for worker, (_, stderr) in zip(workers, outputs):
         assert worker.returncode == 0, stderr[-3000:]

@@ -14,6 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.summary import v2 as tensorboard_v2
 
 from vae_zoo.data import make_pipeline
+from vae_zoo.data.store import ArrayStore
+from vae_zoo.data.store import Split
 from vae_zoo.models import VAE
 from vae_zoo.training import TrainingLoop
 from vae_zoo.training.background import BackgroundWriter
@@ -31,15 +33,24 @@ def tiny_model():
 
 
 def examples(n):
-    return tf.data.Dataset.from_tensor_slices(
-        {"x": np.random.default_rng(0).random((n, 4, 4, 1)).astype("float32")})
+    x = np.random.default_rng(0).random((n, 4, 4, 1)).astype("float32")
+    return Split(ArrayStore({"x": x}), np.arange(n))
+
+
+def epochs_of(train, batch_size=16):
+    """The loop's `train_batches` for a split."""
+    def train_batches(epoch, start_step=0, shard=None):
+        return make_pipeline(train, batch_size, training=True, epoch=epoch,
+                             start_step=start_step, shard=shard)
+
+    return train_batches
 
 
 def fit(model, callbacks=(), epochs=2):
     """37 training images in batches of 16 (a last batch of 5), 10 validation images in 8 + 2."""
     loop = TrainingLoop(model, tf.distribute.get_strategy())
     train = examples(37)
-    loop.fit(lambda epoch: make_pipeline(train, 16, training=True, epoch=epoch), epochs, 3,
+    loop.fit(epochs_of(train), epochs, 3,
              validation_data=make_pipeline(examples(10), 8, training=False),
              callbacks=list(callbacks), verbose=0)
     return loop
@@ -68,7 +79,7 @@ def test_epoch_ends_save_only_when_the_last_checkpoint_is_old_enough_and_trainin
                             after_save=[lambda: flushed.append(loop.global_step())])
     always = StepCheckpoint(tmp_path / "always", loop, every=None, min_seconds=0, keep=5)
     train = examples(37)
-    loop.fit(lambda epoch: make_pipeline(train, 16, training=True, epoch=epoch), 2, 3,
+    loop.fit(epochs_of(train), 2, 3,
              callbacks=[rarely, always], verbose=0)
     assert [p.name for p in sorted((tmp_path / "always").iterdir())] == [
         "step-000000003", "step-000000006"]

@@ -85,6 +85,15 @@ class DataConfig:
 
     `dataset` is a dataset name (mnist, mnist_sample, fashion_mnist, any TFDS image dataset), a
     folder of images, or a `.npz`/`.npy` file.
+
+    Images that are not readable by index as they are (a folder of files, a compressed array
+    file, a TFDS split) are prepared once into uint8 records in `cache_dir` (default
+    `$VAE_ZOO_CACHE` or `~/.cache/vae_zoo`), which later runs reuse. Training holds the images
+    in memory (as uint8) when they fit `memory_budget_mb`, and otherwise reads them from disk a
+    batch at a time, so memory does not grow with the dataset. `skip_unreadable` skips (and
+    counts, on the console) image files that cannot be decoded instead of refusing the folder.
+    `shuffle_buffer` is accepted for older configs and unused: every epoch is a full
+    permutation of the training split.
     """
 
     dataset: str = "mnist"
@@ -96,8 +105,15 @@ class DataConfig:
     train_limit: int | None = None
     test_limit: int | None = None
     shuffle_buffer: int = 10000
+    memory_budget_mb: float = 256.0
+    cache_dir: str | None = None
+    skip_unreadable: bool = False
 
     def validate(self):
+        if self.memory_budget_mb < 0:
+            raise UserInputError(
+                f"data.memory_budget_mb must be >= 0 (0 streams every dataset from disk), got "
+                f"{self.memory_budget_mb}")
         if self.batch_size < 1:
             raise UserInputError(f"data.batch_size must be >= 1, got {self.batch_size}")
         if not 0.0 < self.test_fraction < 1.0:

@@ -10,3 +10,7 @@ from vae_zoo.data.sources import load_data
 from vae_zoo.data.sources import register_source
 from vae_zoo.data.spec import Data
 from vae_zoo.data.spec import DataSpec
+from vae_zoo.data.store import ArrayStore
+from vae_zoo.data.store import ExampleStore
+from vae_zoo.data.store import RecordFile
+from vae_zoo.data.store import Split

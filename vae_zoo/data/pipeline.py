@@ -1,110 +1,110 @@
-import weakref
-
+import numpy as np
 import tensorflow as tf
 
 EPOCH_STRIDE = 1_000_003  # seed * stride + epoch: distinct streams for every (seed, epoch)
 
 
-def make_pipeline(
-    examples, batch_size, training, seed=0, binarize=False, image_size=None, shuffle_buffer=10000,
-    epoch=0,
-    cache=True,
-):
-    """Batches of example dicts whose `x` is float32 in [0, 1]: scale, resize, cache, shuffle,
-    binarise, batch, prefetch. Other keys (`y`, `factors`) pass through unchanged.
+def make_pipeline(split, batch_size, training, seed=0, binarize=False, image_size=None, epoch=0,
+                  start_step=0, shard=None):
+    """Batches of example dicts whose `x` is float32 in [0, 1], read a batch at a time from
+    `split`'s store: memory holds a few batches, whatever the size of the dataset.
 
-    A training pipeline is built per epoch: its order and (with `binarize`) its Bernoulli draw of
-    every pixel are functions of `(seed, epoch)` alone (dynamic binarisation as in Burda et al.),
-    so a run resumed in the middle of an epoch sees exactly the batches it would have seen.
-    Held-out splits (`training=False`) are binarised once, the same way on every pass.
+    A training epoch is a permutation of the split drawn from `(seed, epoch)` alone, and its
+    Bernoulli draw of every pixel (with `binarize`, dynamic binarisation as in Burda et al.) from
+    `(seed, epoch, batch number)`, so a run resumed at `start_step` of an epoch sees exactly the
+    batches it would have seen. Held-out splits (`training=False`) keep their order and draw each
+    image's binarisation from `(seed, its index)`: the same on every pass and at any batch size.
 
-    With `cache`, a training pipeline holds the prepared examples as tensors, prepared once for
-    all epochs, and shuffles their indices: an epoch starts without walking every example
-    through a per-example map, a cache and a shuffle buffer (about 0.3 s per epoch of the MNIST
-    sample, as long as the epoch's steps of a small model).
+    Pixels stay uint8 until the batch is read; the batch is then scaled, resized and binarised.
 
     Args:
-        examples: a `tf.data.Dataset` of example dicts (`x`: uint8 in 0..255 or floats in [0, 1]).
-        batch_size: int. Global batch size (split across replicas by the strategy).
+        split: a `Split` (a store and the indices of the split's examples).
+        batch_size: int. Global batch size.
         training: bool. Shuffle (and binarise afresh) per epoch; otherwise binarise once.
-        seed: int. Seed of the shuffle order and the binarisation noise.
+        seed: int. Seed of the order and of the binarisation noise.
         binarize: bool. Replace pixel p by a Bernoulli(p) draw.
         image_size: optional `[height, width]` to resize to.
-        shuffle_buffer: int. Shuffle buffer size.
         epoch: int. The training epoch this pipeline feeds.
-        cache: bool. Hold the prepared examples in memory after the first pass (False for a
-            source that renders examples on demand and has too many to hold).
+        start_step: int. The first batch of the epoch to produce (resuming mid-epoch).
+        shard: optional `(pipeline_id, num_pipelines, num_replicas)`: produce only this input
+            pipeline's part of each global batch, as consecutive per-replica batches for its
+            replicas (`num_replicas / num_pipelines` of them). A global batch is split into
+            contiguous per-replica parts as `tf.distribute` splits one (sizes differ by at most
+            one), so N workers together read each example of an epoch exactly once, and each
+            reads only its own.
     """
-
-    def to_float(example):
-        image = example["x"]
-        if image.dtype == tf.uint8:
-            image = tf.cast(image, tf.float32) / 255.0
-        image = tf.cast(image, tf.float32)
-        if image_size is not None:
-            image = tf.clip_by_value(
-                tf.image.resize(image, image_size, antialias=True), 0.0, 1.0
-            )
-        return {**example, "x": image}
-
-    if training and cache:
-        return _shuffled_in_memory(
-            _prepared(examples, to_float, image_size), batch_size,
-            seed=seed * EPOCH_STRIDE + epoch, binarize=binarize, shuffle_buffer=shuffle_buffer)
-    ds = examples.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-    if cache:
-        ds = ds.cache()
+    store = split.store
+    indices = np.asarray(split.indices, np.int64)
+    stream = seed * EPOCH_STRIDE + epoch
     if training:
-        ds = ds.shuffle(shuffle_buffer, seed=seed * EPOCH_STRIDE + epoch, reshuffle_each_iteration=True)
-    if binarize:
-        # One draw per (epoch, position) for training; one fixed draw per image for held-out
-        # splits, so that every pass (ELBO, IW NLL, pictures) scores the same binary images.
-        stream = seed * EPOCH_STRIDE + epoch if training else seed
+        indices = indices[np.random.default_rng([seed, epoch]).permutation(len(indices))]
+    rows = _batch_rows(len(indices), batch_size, start_step, shard)
+    keys = list(store.spec)
+    dtypes = [tf.as_dtype(store.spec[key][0]) for key in keys]
 
-        def sample_pixels(index, example):
-            image = example["x"]
-            noise = tf.random.stateless_uniform(
-                tf.shape(image), seed=tf.stack([tf.constant(stream, tf.int64), index]))
-            return {**example, "x": tf.cast(noise < image, tf.float32)}
+    def read(lo, hi):
+        batch = store.read(indices[lo:hi])
+        return (*(batch[key] for key in keys), indices[lo:hi])
 
-        ds = ds.enumerate().map(sample_pixels, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    def example(row):
+        number, lo, hi, offset, length = tf.unstack(row)
+        *values, ids = tf.numpy_function(read, [lo, hi], [*dtypes, tf.int64], stateful=False)
+        batch = {}
+        for key, value in zip(keys, values):
+            value.set_shape([None, *store.spec[key][1]])
+            batch[key] = value
+        image = _to_float(batch["x"], image_size)
+        if binarize:
+            if training:
+                # Drawn for the whole global batch, and this part of it kept: any split of the
+                # batch across replicas gives each image the noise one device would.
+                noise = tf.random.stateless_uniform(
+                    tf.concat([[length], tf.shape(image)[1:]], 0),
+                    seed=tf.stack([tf.constant(stream, tf.int64), number]))[offset:offset + hi - lo]
+            else:
+                noise = tf.map_fn(
+                    lambda i: tf.random.stateless_uniform(
+                        tf.shape(image)[1:], seed=tf.stack([tf.constant(seed, tf.int64), i])),
+                    ids, fn_output_signature=tf.float32)
+            image = tf.cast(noise < image, tf.float32)
+        return {**batch, "x": image}
 
-
-_PREPARED = weakref.WeakKeyDictionary()  # examples -> {image_size: the prepared tensors}
-
-
-def _prepared(examples, to_float, image_size):
-    """Every example of `examples` after `to_float`, as one dict of stacked tensors; computed
-    once per dataset and image size, for every epoch's pipeline."""
-    key = tuple(image_size) if image_size is not None else None
-    by_size = _PREPARED.setdefault(examples, {})
-    if key not in by_size:
-        ds = examples.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-        by_size[key] = ds.batch(2**31 - 1).get_single_element()
-    return by_size[key]
-
-
-def _shuffled_in_memory(tensors, batch_size, seed, binarize, shuffle_buffer):
-    """Batches of `tensors` in an order shuffled by `seed` (the same buffer semantics as
-    shuffling the examples) and, with `binarize`, drawn with a stateless seed of (`seed`, batch
-    number).
-
-    The epoch's order is drawn and the examples gathered into it at once, eagerly: a pipeline
-    that gathers each batch in a `map` traces that map again for every epoch's new pipeline
-    (about 70 ms an epoch, measured; as long as a tenth of the epoch of a small model).
-    """
-    count = tf.shape(tf.nest.flatten(tensors)[0], out_type=tf.int64)[0]
-    order = tf.data.Dataset.range(count).shuffle(shuffle_buffer, seed=seed)
-    order = order.batch(2**31 - 1).get_single_element()
-    ds = tf.data.Dataset.from_tensor_slices(
-        tf.nest.map_structure(lambda t: tf.gather(t, order), tensors)).batch(batch_size)
-    if binarize:
-        def sample_pixels(number, batch):
-            image = batch["x"]
-            noise = tf.random.stateless_uniform(
-                tf.shape(image), seed=tf.stack([tf.constant(seed, tf.int64), number]))
-            return {**batch, "x": tf.cast(noise < image, tf.float32)}
-
-        ds = ds.enumerate().map(sample_pixels)
+    ds = tf.data.Dataset.from_tensor_slices(rows)
+    ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _to_float(image, image_size):
+    if image.dtype == tf.uint8:
+        image = tf.cast(image, tf.float32) / 255.0
+    image = tf.cast(image, tf.float32)
+    if image_size is not None and tuple(image.shape[1:3]) != tuple(image_size):
+        image = tf.clip_by_value(tf.image.resize(image, image_size, antialias=True), 0.0, 1.0)
+    return image
+
+
+def _batch_rows(count, batch_size, start_step, shard):
+    """`(batch number, first, end, offset in the batch, batch length)` of every batch (or
+    per-replica part of one) to read, as an int64 array; `first:end` index the epoch's order."""
+    rows = []
+    for start in range(start_step * batch_size, count, batch_size):
+        length = min(batch_size, count - start)
+        number = start // batch_size
+        if shard is None:
+            rows.append((number, start, start + length, 0, length))
+            continue
+        pipeline, pipelines, replicas = shard
+        bounds = replica_bounds(length, replicas)
+        local = replicas // pipelines
+        for replica in range(pipeline * local, (pipeline + 1) * local):
+            lo, hi = bounds[replica]
+            rows.append((number, start + lo, start + hi, lo, length))
+    return np.asarray(rows, np.int64).reshape(-1, 5)
+
+
+def replica_bounds(length, replicas):
+    """`[(lo, hi)]` of each replica's contiguous part of a batch of `length`: the sizes differ by
+    at most one, the first replicas taking the larger parts (as `tf.distribute` splits a batch)."""
+    sizes = [length // replicas + (r < length % replicas) for r in range(replicas)]
+    ends = np.cumsum(sizes)
+    return [(int(end - size), int(end)) for size, end in zip(sizes, ends)]

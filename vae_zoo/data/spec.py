@@ -38,16 +38,17 @@ class Data:
     """A loaded dataset: three splits of example dicts, their structure, and where they came from.
 
     `splits["validation"]` is held out of the training split (model selection never looks at
-    `test`). Each split is a `tf.data.Dataset` of single examples (see `DataSpec`).
+    `test`). Each split is a `Split`: indices into an `ExampleStore` that holds, reads from disk
+    or renders the examples (see `DataSpec`), so that the pipeline reads a batch at a time.
 
     Args:
-        splits: dict `train`/`validation`/`test` -> `tf.data.Dataset`.
+        splits: dict `train`/`validation`/`test` -> `Split`.
         spec: the `DataSpec` of every example.
         sizes: dict split -> number of examples.
         source: str. Where the data came from, for logs and metrics.json.
         ground_truth: a `GroundTruthFactors` when the source can render images from factors.
-        cache: bool. Whether the pipeline may hold the prepared examples in memory; False for a
-            source that renders its examples when read and has too many to hold (dsprites).
+        notes: tuple of str. What loading decided (prepared or reused a cache, held the images
+            in memory or streams them), for the console.
     """
 
     splits: dict
@@ -55,7 +56,7 @@ class Data:
     sizes: dict
     source: str
     ground_truth: object = None
-    cache: bool = True
+    notes: tuple = ()
 
     def __post_init__(self):
         train = self.sizes.get("train")

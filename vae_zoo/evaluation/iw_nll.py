@@ -10,7 +10,10 @@ import tensorflow as tf
 from vae_zoo.evaluation import register_metric
 from vae_zoo.networks.precision import in_precision
 
-DECODES_PER_CALL = 4096  # images decoded by one call of the decoder (images x samples)
+DECODES_PER_CALL = 256  # images decoded by one call of the decoder (images x samples): a conv
+# decoder holds ~0.2-0.6 MB of activations per image in a call; 4,096 took the default run's
+# evaluation to 2.3 GB peak RSS, 256 to 1.1 GB, at the same CPU time per image (calls of 256 to
+# 16,384 decodes cost the same per FLOP, benchmarks/time_to_result.py)
 IMAGES_PER_PASS = 64  # images estimated by one call of the compiled estimator
 
 

@@ -96,28 +96,37 @@ class TrainingLoop:
         return tf.function(one_step, jit_compile=self.jit_compile, input_signature=[element_spec])
 
     def distribute(self, dataset):
-        options = tf.data.Options()
+        """Global batches split across the replicas (the validation and test sets)."""
         # In-memory data cannot be sharded by file: every worker reads all and keeps its share.
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        # A new iterator feeds every epoch, and the validation set's every epoch too, so what
-        # tf.data does per iterator is paid per epoch. Deleting an iterator waits for its
-        # autotuning thread, idle, for up to 2.5 s (measured: 0.3-1.3 s after most epochs of
-        # the MNIST sample, as long as the epoch's steps of a small model; 0 CPU-seconds):
-        # no autotuning, so AUTOTUNE map parallelism is the core count and prefetch buffers
-        # still grow on demand (tf.data's legacy prefetch autotuner). Making an iterator
-        # rewrites the pipeline's graph with the default optimizations (41 ms against 13 ms
-        # without, median, interleaved): the pipelines here are already batched, parallel and
-        # prefetched, so they are skipped.
-        options.autotune.enabled = False
-        options.experimental_optimization.apply_default_optimizations = False
-        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
+        return self.strategy.experimental_distribute_dataset(_pipeline_options(
+            dataset, tf.data.experimental.AutoShardPolicy.DATA))
+
+    def distribute_epoch(self, train_batches, epoch, step, pipelines):
+        """The training batches of `epoch` from batch `step` on, distributed.
+
+        Across machines each worker builds only its own part of every batch
+        (`distribute_datasets_from_function`): it reads only its own examples, instead of reading
+        every global batch and dropping the other workers' parts.
+        """
+        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            def per_worker(context):
+                shard = (context.input_pipeline_id, context.num_input_pipelines,
+                         context.num_replicas_in_sync)
+                return _pipeline_options(train_batches(epoch, start_step=step, shard=shard))
+
+            return self.strategy.distribute_datasets_from_function(per_worker)
+        batches = pipelines(epoch) if step == 0 else train_batches(epoch, start_step=step)
+        return self.distribute(batches)
 
     def fit(self, train_batches, epochs, steps_per_epoch, validation_data=None, callbacks=(),
             verbose=1, initial_epoch=0, initial_step=0):
         """Trains from `(initial_epoch, initial_step)` to the end of `epochs`; returns History.
 
         Args:
-            train_batches: callable `epoch -> tf.data.Dataset` of global batches of that epoch.
+            train_batches: callable `(epoch, start_step=0, shard=None) -> tf.data.Dataset`: the
+                global batches of that epoch from batch `start_step` on, or with `shard`
+                (`(pipeline_id, num_pipelines, num_replicas)`) one input pipeline's per-replica
+                parts of them (see `vae_zoo.data.make_pipeline`).
             epochs: int. The epoch to stop after.
             steps_per_epoch: int. Batches in one epoch.
             validation_data: a `tf.data.Dataset` of global batches, evaluated after each epoch.
@@ -135,13 +144,13 @@ class TrainingLoop:
             callbacks.callbacks = [TimedCallback(c, self.profile) for c in callbacks.callbacks]
         try:
             with frozen_garbage_collector(), EpochPipelines(train_batches, epochs) as pipelines:
-                return self._fit(callbacks, pipelines.get, epochs, validation_data,
-                                 initial_epoch, initial_step)
+                return self._fit(callbacks, train_batches, pipelines.get, epochs,
+                                 validation_data, initial_epoch, initial_step)
         finally:
             self._global_step = None
             self.profile.add_total(time.perf_counter() - start)
 
-    def _fit(self, callbacks, train_batches, epochs, validation_data, initial_epoch,
+    def _fit(self, callbacks, train_batches, pipelines, epochs, validation_data, initial_epoch,
              initial_step):
         model, clock = self.model, self.profile.clock
         model.stop_training = False
@@ -155,7 +164,7 @@ class TrainingLoop:
                 model.reset_metrics()
             callbacks.on_epoch_begin(epoch)
             with clock("data_pipeline"):
-                batches = self.distribute(train_batches(epoch).skip(self.step))
+                batches = self.distribute_epoch(train_batches, epoch, self.step, pipelines)
                 train_function = self._function("train", batches)
             for batch in self.profile.timed_iter(batches):
                 callbacks.on_train_batch_begin(self.step)
@@ -266,9 +275,9 @@ class EpochPipelines:
     """Each epoch's training batches; the next epoch's are built on a thread while this one
     trains.
 
-    Building an epoch's pipeline (drawing its order, gathering its examples, tf.data's Python)
-    takes 30-130 ms (measured on a loaded machine), as long as a tenth of a small model's epoch,
-    and depends on the epoch alone, so it need not wait for the epoch before it to end.
+    Building an epoch's pipeline (drawing its order, tracing its map, tf.data's Python) takes
+    tens of milliseconds, as long as a tenth of a small model's epoch, and depends on the epoch
+    alone, so it need not wait for the epoch before it to end.
 
     Args:
         train_batches: callable `epoch -> tf.data.Dataset`.
@@ -313,6 +322,25 @@ def frozen_garbage_collector():
 
 
 _END = object()
+
+
+def _pipeline_options(dataset, shard_policy=None):
+    """`dataset` with the options every input pipeline of the loop runs with."""
+    options = tf.data.Options()
+    if shard_policy is not None:
+        options.experimental_distribute.auto_shard_policy = shard_policy
+    # A new iterator feeds every epoch, and the validation set's every epoch too, so what
+    # tf.data does per iterator is paid per epoch. Deleting an iterator waits for its
+    # autotuning thread, idle, for up to 2.5 s (measured: 0.3-1.3 s after most epochs of
+    # the MNIST sample, as long as the epoch's steps of a small model; 0 CPU-seconds):
+    # no autotuning, so AUTOTUNE map parallelism is the core count and prefetch buffers
+    # still grow on demand (tf.data's legacy prefetch autotuner). Making an iterator
+    # rewrites the pipeline's graph with the default optimizations (41 ms against 13 ms
+    # without, median, interleaved): the pipelines here are already batched, parallel and
+    # prefetched, so they are skipped.
+    options.autotune.enabled = False
+    options.experimental_optimization.apply_default_optimizations = False
+    return dataset.with_options(options)
 
 
 class _Clock:

@@ -152,10 +152,13 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
            precision_reason):
     log(f"data: {data.source}: {data.sizes['train']} train, {data.sizes['validation']} "
         f"validation, {data.sizes['test']} test images of shape {data.image_shape}")
+    for note in data.notes:
+        log(f"data: {note}")
     seed = config.train.seed
 
-    def train_batches(epoch):
-        return make_batches(data, "train", config.data, seed=seed, epoch=epoch)
+    def train_batches(epoch, start_step=0, shard=None):
+        return make_batches(data, "train", config.data, seed=seed, epoch=epoch,
+                            start_step=start_step, shard=shard)
 
     batches = {split: make_batches(data, split, config.data, seed=seed)
                for split in ("validation", "test")}

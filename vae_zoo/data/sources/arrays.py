@@ -1,12 +1,14 @@
-"""In-memory arrays -> `Data`: the split, shuffle and checks every array-backed source shares."""
+"""Arrays and stores -> `Data`: the split, shuffle and checks every source of images shares."""
 
 import zipfile
 
 import numpy as np
-import tensorflow as tf
 
 from vae_zoo.data.spec import Data
 from vae_zoo.data.spec import DataSpec
+from vae_zoo.data.store import ArrayStore
+from vae_zoo.data.store import Split
+from vae_zoo.data.store import fit_to_budget
 from vae_zoo.errors import UserInputError
 
 VALIDATION_FRACTION = 0.05
@@ -51,56 +53,67 @@ def _labels(y, n, origin):
 
 
 def from_arrays(arrays, config, seed, source):
-    """`Data` from `x_train`/`x_test` (+ `y_train`/`y_test`) or one `x` (+ `y`) to split.
-
-    Training examples are shuffled with `seed` before the validation split is held out, so a
-    source sorted by label still gives a representative validation set.
-    """
-    rng = np.random.default_rng(seed)
+    """`Data` from in-memory `x_train`/`x_test` (+ `y_train`/`y_test`) or one `x` (+ `y`)."""
     if "x_train" in arrays:
         train = check_pixels(arrays["x_train"], f"{source} x_train")
         test = check_pixels(arrays["x_test"], f"{source} x_test")
-        if train.shape[1:] != test.shape[1:]:
-            raise UserInputError(
-                f"{source}: train images {train.shape[1:]} and test images {test.shape[1:]} differ"
-            )
-        y_train = _labels(arrays.get("y_train"), len(train), f"{source} y_train")
-        y_test = _labels(arrays.get("y_test"), len(test), f"{source} y_test")
-        order = rng.permutation(len(train))
-        train, y_train = train[order], None if y_train is None else y_train[order]
+        stores = [ArrayStore(_with_labels(train, arrays.get("y_train"), f"{source} y_train")),
+                  ArrayStore(_with_labels(test, arrays.get("y_test"), f"{source} y_test"))]
     else:
         x = check_pixels(arrays["x"], source)
-        y = _labels(arrays.get("y"), len(x), f"{source} y")
-        order = rng.permutation(len(x))
-        x, y = x[order], None if y is None else y[order]
-        n_test = max(1, int(round(len(x) * config.test_fraction)))
-        if len(x) - n_test < 2:
-            raise UserInputError(f"{source}: {len(x)} images are too few to split")
-        train, test = x[n_test:], x[:n_test]
-        y_train, y_test = (None, None) if y is None else (y[n_test:], y[:n_test])
+        stores = [ArrayStore(_with_labels(x, arrays.get("y"), f"{source} y")), None]
+    return from_stores(*stores, config, seed, source)
+
+
+def _with_labels(x, y, origin):
+    y = _labels(y, len(x), origin)
+    return {"x": x} if y is None else {"x": x, "y": y}
+
+
+def from_stores(train, test, config, seed, source, notes=(), num_classes=None):
+    """`Data` from a store of training examples and one of test examples, or one store (`test`
+    None) of which `data.test_fraction` is held out as the test split.
+
+    Only indices are shuffled and split: training examples are permuted with `seed` before the
+    validation split is held out, so a source sorted by label still gives a representative
+    validation set. Stores on disk are loaded into memory when they fit `data.memory_budget_mb`.
+    `num_classes` is the labels' number of classes when the source knows it (else the largest
+    label + 1).
+    """
+    rng = np.random.default_rng(seed)
+    if test is not None:
+        if train.spec["x"][1] != test.spec["x"][1]:
+            raise UserInputError(f"{source}: train images {train.spec['x'][1]} and test images "
+                                 f"{test.spec['x'][1]} differ")
+        train_ids, test_ids = rng.permutation(train.size), np.arange(test.size)
+    else:
+        order = rng.permutation(train.size)
+        n_test = max(1, int(round(train.size * config.test_fraction)))
+        if train.size - n_test < 2:
+            raise UserInputError(f"{source}: {train.size} images are too few to split")
+        test, train_ids, test_ids = train, order[n_test:], order[:n_test]
     if config.train_limit:
-        train = train[: config.train_limit]
-        y_train = None if y_train is None else y_train[: config.train_limit]
+        train_ids = train_ids[: config.train_limit]
     if config.test_limit:
-        test = test[: config.test_limit]
-        y_test = None if y_test is None else y_test[: config.test_limit]
-    n_val = max(1, int(round(len(train) * VALIDATION_FRACTION)))
-    parts = {"train": (train[n_val:], None if y_train is None else y_train[n_val:]),
-             "validation": (train[:n_val], None if y_train is None else y_train[:n_val]),
-             "test": (test, y_test)}
-    num_classes = None  # only labels on every split can condition a model; test labels still
-    if y_train is not None and y_test is not None:  # colour the latent pictures
-        num_classes = int(max(y_train.max(initial=0), y_test.max(initial=0))) + 1
-    splits = {
-        split: tf.data.Dataset.from_tensor_slices({"x": x} if y is None else {"x": x, "y": y})
-        for split, (x, y) in parts.items()
-    }
+        test_ids = test_ids[: config.test_limit]
+    train, test, budget_notes = fit_to_budget(train, test, config.memory_budget_mb)
+    n_val = max(1, int(round(len(train_ids) * VALIDATION_FRACTION)))
+    splits = {"train": Split(train, train_ids[n_val:]), "validation": Split(train, train_ids[:n_val]),
+              "test": Split(test, test_ids)}
+    # Only labels on every split can condition a model; test labels still colour the latent
+    # pictures.
+    labels = [store.column("y") for store in (train, test)]
+    if any(y is None for y in labels):
+        num_classes = None
+    elif num_classes is None:
+        num_classes = int(max(y.max(initial=0) for y in labels)) + 1
     return Data(
         splits=splits,
-        spec=DataSpec(image_shape=output_shape(train.shape[1:], config.image_size),
+        spec=DataSpec(image_shape=output_shape(train.spec["x"][1], config.image_size),
                       num_classes=num_classes),
-        sizes={split: len(x) for split, (x, _) in parts.items()},
+        sizes={split: len(ids) for split, ids in splits.items()},
         source=source,
+        notes=(*notes, *budget_notes),
     )
 
 

@@ -11,7 +11,7 @@ Three ways to get it, chosen by `--data-dir`:
 - a TFDS data dir where TFDS `dsprites` is prepared: the same real images, read once;
 - otherwise (the default) drawn in code, each image rendered from its factors when it is read:
   the set is never held in memory, and rendering (about 12,000 images/s on one core) is cheaper than
-  holding 737,280 decoded images, so the pipeline does not cache it (`Data.cache = False`).
+  holding 737,280 decoded images (`RenderedStore`).
 
 How the drawn images differ from the original (drawn with the LOVE framework; no public generator
 reproduces it pixel for pixel): the heart is the parametric heart x = 16 sin^3 t,
@@ -25,13 +25,14 @@ import functools
 from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
 
 from vae_zoo.data.ground_truth import GroundTruthFactors
 from vae_zoo.data.sources import register_source
 from vae_zoo.data.sources.arrays import VALIDATION_FRACTION
 from vae_zoo.data.spec import Data
 from vae_zoo.data.spec import DataSpec
+from vae_zoo.data.store import ExampleStore
+from vae_zoo.data.store import Split
 from vae_zoo.errors import UserInputError
 
 FACTOR_SIZES = (3, 6, 40, 32, 32)
@@ -47,7 +48,6 @@ MASK_RESOLUTION = 256  # the canonical shapes are looked up in masks of this siz
 
 TEST_SIZE = 10_000
 SPLIT_SEED = 0  # the split is the same for every run seed, so runs share one test set
-RENDER_BATCH = 256
 
 
 class DSpritesFactors(GroundTruthFactors):
@@ -228,23 +228,21 @@ def ground_truth_for(data_dir):
     return DSprites(), "dSprites drawn in code"
 
 
-def examples(ground_truth, indices):
-    """A `tf.data.Dataset` of `{"x": uint8 (64, 64, 1), "factors": int64}` for grid indices,
-    rendered in batches when read."""
-    num_factors = len(ground_truth.factor_sizes)
+class RenderedStore(ExampleStore):
+    """The images of a factor grid, rendered (or unpacked) from their factors when read: grid
+    index i is the image of `ground_truth.factors_of(i)`."""
 
-    def render(batch):
-        factors = ground_truth.factors_of(batch)
-        return ground_truth.binary_images(factors) * np.uint8(255), factors
+    in_memory = False
 
-    def to_examples(batch):
-        x, factors = tf.numpy_function(render, [batch], (tf.uint8, tf.int64), stateful=False)
-        x.set_shape([None, *ground_truth.image_shape])
-        factors.set_shape([None, num_factors])
-        return {"x": x, "factors": factors}
+    def __init__(self, ground_truth):
+        self.ground_truth = ground_truth
+        self.size = ground_truth.num_images
+        self.spec = {"x": (np.dtype(np.uint8), tuple(ground_truth.image_shape)),
+                     "factors": (np.dtype(np.int64), (len(ground_truth.factor_sizes),))}
 
-    ds = tf.data.Dataset.from_tensor_slices(np.asarray(indices, np.int64)).batch(RENDER_BATCH)
-    return ds.map(to_examples, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    def read(self, indices):
+        factors = self.ground_truth.factors_of(indices)
+        return {"x": self.ground_truth.binary_images(factors) * np.uint8(255), "factors": factors}
 
 
 def split_indices(num_images, config):
@@ -270,12 +268,12 @@ def load(config, seed):
         raise UserInputError("dsprites images are 64x64 and its metrics render them at that "
                              "size; drop data.image_size")
     indices = split_indices(ground_truth.num_images, config)
+    store = RenderedStore(ground_truth)
     return Data(
-        splits={split: examples(ground_truth, ids) for split, ids in indices.items()},
+        splits={split: Split(store, ids) for split, ids in indices.items()},
         spec=DataSpec(ground_truth.image_shape, factor_sizes=ground_truth.factor_sizes,
                       factor_names=ground_truth.factor_names),
         sizes={split: len(ids) for split, ids in indices.items()},
         source=source,
         ground_truth=ground_truth,
-        cache=False,
     )

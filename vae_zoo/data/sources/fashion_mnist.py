@@ -3,10 +3,16 @@ TFDS."""
 
 from pathlib import Path
 
+import numpy as np
+
+from vae_zoo.data import prepared
+from vae_zoo.data.idx import idx_header
+from vae_zoo.data.idx import idx_images
 from vae_zoo.data.idx import read_idx
 from vae_zoo.data.sources import register_source
 from vae_zoo.data.sources import tfds_catalog
 from vae_zoo.data.sources.arrays import from_arrays
+from vae_zoo.data.sources.arrays import from_stores
 from vae_zoo.errors import UserInputError
 
 FASHION_MNIST_DIRS = (Path("/usr/share/datasets/fashion-mnist"),)
@@ -22,8 +28,21 @@ FASHION_MNIST_FILES = {
 def load(config, seed):
     folder = _find_idx_folder(config.data_dir)
     if folder is not None:
-        arrays = {key: read_idx(_idx_path(folder, stem)) for key, stem in FASHION_MNIST_FILES.items()}
-        return from_arrays(arrays, config, seed, f"Fashion-MNIST IDX files in {folder}")
+        source = f"Fashion-MNIST IDX files in {folder}"
+        paths = {key: _idx_path(folder, stem) for key, stem in FASHION_MNIST_FILES.items()}
+        pixels = sum(int(np.prod(idx_header(paths[key])[0])) for key in ("x_train", "x_test"))
+        if pixels / 2**20 <= config.memory_budget_mb:
+            return from_arrays({key: read_idx(path) for key, path in paths.items()}, config,
+                               seed, source)
+        stores = []
+        for split in ("train", "test"):
+            path = paths[f"x_{split}"]
+            stat = path.stat()
+            key = prepared.key_of("idx", str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+            labels = read_idx(paths[f"y_{split}"]).astype(np.int64)
+            stores.append(idx_images(
+                path, prepared.cache_root(config.cache_dir) / f"idx-{path.stem}-{key}", labels))
+        return from_stores(*stores, config, seed, source)
     if tfds_catalog.usable("fashion_mnist", config.data_dir):
         return tfds_catalog.from_tfds("fashion_mnist", config, seed)
     raise UserInputError(
