@@ -15,6 +15,10 @@ of each step function (tracing), building each epoch's data pipeline (the first 
 examples), waiting for data (making, iterating and deleting each epoch's iterator), and in each
 callback, and how often each step function was traced, so that the cost of
 everything around the steps is known (benchmarks/time_to_result.py, `timing` in metrics.json).
+
+And it stops together: `request_stop` (Ctrl-C or SIGTERM, from `callbacks.GracefulInterrupt`)
+takes effect after the same step on every worker of a multi-worker run, so that all of them save
+a checkpoint of that step (see `TrainingLoop.request_stop`).
 """
 
 import collections
@@ -22,6 +26,7 @@ import concurrent.futures
 import contextlib
 import gc
 import math
+import signal
 import time
 
 import keras
@@ -36,6 +41,11 @@ class TrainingDiverged(Exception):
         super().__init__(f"the loss is {logs.get('loss')} at step {global_step} (epoch {epoch + 1}, "
                          f"batch {step + 1})")
         self.epoch, self.step, self.global_step = epoch, step, global_step
+
+
+# Why a run may be stopped before its end (`request_stop`), weakest first: workers asked to stop
+# for different reasons all stop for the strongest, so that a preempted job ends as preempted.
+STOP_REASONS = (signal.SIGINT, signal.SIGTERM)
 
 
 class TrainingLoop:
@@ -57,6 +67,9 @@ class TrainingLoop:
         self._functions = {}
         self._called = set()  # the step functions called (and so traced) already
         self._global_step = None  # `steps_trained` as the last step returned it, while fitting
+        self._several_workers = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        self._stop_votes = np.zeros(len(STOP_REASONS), np.float32)  # this worker's requests
+        self._agreed_votes = self._stop_votes.copy()  # every worker's, as of the last step
         with strategy.scope():
             model.build_optimizers()  # here, not inside the first step: one trace, not two
 
@@ -78,22 +91,69 @@ class TrainingLoop:
 
     def _make_function(self, step_fn, element_spec):
         strategy, model = self.strategy, self.model
-        several_workers = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
         def one_step(batch):
-            local_logs = strategy.run(step_fn, args=(batch,))
+            strategy.run(step_fn, args=(batch,))
             # The step counter comes back with the logs: reading the variable from Python after
             # every step (for the checkpoint cadence) costs more than the step of a small model.
-            steps = tf.convert_to_tensor(model.steps_trained)
-            if not several_workers:
-                # Keras metric variables sum their replicas on read: the global values.
-                return model.get_metrics_result(), steps
-            # Across machines every read of a metric variable is a collective: one per step for
-            # the running loss (for the NaN check and the progress bar); the other terms are
-            # read once, at the end of the epoch.
-            return {"loss": strategy.reduce("MEAN", local_logs["loss"], axis=None)}, steps
+            # Keras metric variables sum their replicas on read: the global values.
+            return model.get_metrics_result(), tf.convert_to_tensor(model.steps_trained)
 
-        return tf.function(one_step, jit_compile=self.jit_compile, input_signature=[element_spec])
+        if not self._several_workers:
+            return tf.function(one_step, jit_compile=self.jit_compile,
+                               input_signature=[element_spec])
+
+        def replica_step(batch, votes):
+            loss = step_fn(batch)["loss"]
+            return tf.concat([[tf.cast(loss, votes.dtype)], votes], axis=0)
+
+        def one_step_of_several(batch, votes):
+            # Across machines every read of a metric variable is a collective: one all-reduce
+            # per step, of the running loss (for the NaN check and the progress bar) and of each
+            # worker's stop votes, riding along for free; the other terms are read once, at the
+            # end of the epoch.
+            reduced = strategy.reduce("MEAN", strategy.run(replica_step, args=(batch, votes)),
+                                      axis=None)
+            return {"loss": reduced[0]}, tf.convert_to_tensor(model.steps_trained), reduced[1:]
+
+        votes_spec = tf.TensorSpec([len(STOP_REASONS)], tf.float32)
+        return tf.function(one_step_of_several, jit_compile=self.jit_compile,
+                           input_signature=[element_spec, votes_spec])
+
+    def _run_step(self, function, batch):
+        """`(logs, steps)` of one step; under MultiWorkerMirroredStrategy it also sends this
+        worker's stop votes and keeps every worker's."""
+        if not self._several_workers:
+            return function(batch)
+        logs, steps, votes = function(batch, self._stop_votes)
+        self._agreed_votes = votes.numpy()
+        return logs, steps
+
+    def request_stop(self, reason):
+        """Asks to stop training; `stop_reason` says when to (`GracefulInterrupt` raises then).
+
+        In one process that is at once. Under MultiWorkerMirroredStrategy a signal reaches one
+        worker (a preempted pod, a Ctrl-C in one terminal) and the others must stop at the same
+        step, or they would wait for it in their next all-reduce until TensorFlow declares it
+        lost, and save nothing. So the request is a vote sent with the next step's loss
+        all-reduce, and every worker reads the same result after that step: all stop there and
+        save a checkpoint of the same step, without a collective of their own. (Measured: no
+        per-step cost; TensorFlow's `PreemptionCheckpointHandler` agrees on a step through the
+        coordination service instead, but handles SIGTERM only and saves its own checkpoint
+        format, not the zoo's step checkpoints.) Safe to call from a signal handler.
+
+        Args:
+            reason: one of `STOP_REASONS` (the signal).
+        """
+        self._stop_votes[STOP_REASONS.index(reason)] = 1.0
+
+    @property
+    def stop_reason(self):
+        """The strongest of `STOP_REASONS` that any worker has asked for and every worker knows
+        of, or None: the same on every worker between two steps."""
+        votes = self._agreed_votes if self._several_workers else self._stop_votes
+        asked = [reason for reason, vote in zip(STOP_REASONS, votes) if vote > 0]
+        return asked[-1] if asked else None
 
     def distribute(self, dataset):
         options = tf.data.Options()
@@ -160,7 +220,7 @@ class TrainingLoop:
             for batch in self.profile.timed_iter(batches):
                 callbacks.on_train_batch_begin(self.step)
                 with clock(self._step_part("train")):
-                    logs, steps = train_function(batch)
+                    logs, steps = self._run_step(train_function, batch)
                     logs = {key: float(value) for key, value in logs.items()}
                     self._global_step = int(steps)
                 if not math.isfinite(logs.get("loss", 0.0)):
@@ -204,7 +264,7 @@ class TrainingLoop:
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step)
             with clock(self._step_part("test")):
-                logs, _ = test_function(batch)
+                logs, _ = self._run_step(test_function, batch)
                 logs = {key: float(value) for key, value in logs.items()}
             if callbacks is not None:
                 callbacks.on_test_batch_end(step, logs)
