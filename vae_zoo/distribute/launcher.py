@@ -5,10 +5,10 @@ terminal; the others write log files in a temporary folder, named when something
 fails, the others are stopped (SIGTERM, then SIGKILL after a grace period) and the launcher exits
 with the failing worker's code, so nothing waits forever on a dead peer. Ctrl-C, SIGTERM and SIGHUP
 are passed on to every worker once per signal, so the first one lets them save and stop; from the
-second, workers still running after the grace period are killed. A process that has created
-MultiWorkerMirroredStrategy (or is waiting for its peers in doing so) does not die of SIGTERM:
-TensorFlow takes the signal over (measured), so there the SIGKILL after the grace period is what
-stops it, unless the training loop acts on SIGTERM itself.
+second, workers still running after the grace period are killed. A process that is waiting for
+its peers in creating MultiWorkerMirroredStrategy does not die of SIGTERM: TensorFlow swallows the
+signal there (measured), so the SIGKILL after the grace period is what stops it. A training
+worker stops on it (every worker at the same step, `training.loop.TrainingLoop.request_stop`).
 
 Workers run in their own sessions: the terminal's Ctrl-C reaches them only through the launcher
 (exactly once), and stopping a worker stops any process it started.

@@ -314,6 +314,8 @@ def _fit_stage(config, run, loop, train_batches, steps_per_epoch, validation, pr
         except (StopRequested, KeyboardInterrupt) as e:
             try:
                 checkpoint.save()  # every worker, of the same step (see GracefulInterrupt)
+                if isinstance(e, StopRequested):  # not after a second Ctrl-C: that one quits
+                    loop.wait_for_every_worker()
             finally:
                 # Only now: a SIGTERM passed on by a launcher or a scheduler while saving must
                 # not kill the save.
