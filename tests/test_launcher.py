@@ -283,6 +283,29 @@ def test_a_signal_reaches_every_worker_once_and_sets_the_exit_code(worker, tmp_p
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
+def test_a_worker_sent_sigterm_itself_is_reported_as_stopped_and_the_others_stop_too(worker,
+                                                                                    tmp_path):
+    """SIGTERM to worker 1 alone, as to a preempted pod: not reported as a failure."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vae_zoo.distribute.launcher", "--workers", "2", "--grace", "10",
+         "--", *worker("stops_on_signal")],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: len(records(tmp_path / "out")) == 2)
+        os.kill(records(tmp_path / "out")[1]["pid"], signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "worker 1 stopped after a SIGTERM (exit code 143); stopped the others" in stderr
+    assert "failed" not in stderr
+    for index in (0, 1):
+        assert (tmp_path / f"out/{index}.signals").read_text() == f"{int(signal.SIGTERM)}\n"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
 def test_a_second_signal_kills_workers_that_do_not_stop(worker, tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "vae_zoo.distribute.launcher", "--workers", "2", "--grace", "1",

@@ -40,6 +40,9 @@ _POLL_SECONDS = 0.05
 _PORT_TAKEN = ("address already in use", "could not start grpc server")
 # SIGHUP too: the workers' own sessions do not hear the terminal close, and would run on orphaned.
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Exit codes of a worker that stopped on a signal sent to a worker rather than to the launcher (a
+# preempted pod, a kill by hand): train.py's, and those of a process the signal ended.
+_STOPPED = {128 + signal.SIGINT: "Ctrl-C", 128 + signal.SIGTERM: "SIGTERM"}
 
 
 @dataclasses.dataclass
@@ -92,6 +95,9 @@ def launch(command, num_workers, host=LOOPBACK, grace=GRACE_SECONDS):
         break
     if interrupted:
         _say(f"stopped by a signal (exit code {code}). Output of every worker: {log_dir}")
+    elif code in _STOPPED:
+        _say(f"worker {failed} stopped after a {_STOPPED[code]} (exit code {code}); stopped the "
+             f"others. Output of every worker: {log_dir}")
     else:
         _say(f"worker {failed} failed with exit code {code}; stopped the others. "
              f"Output of every worker: {log_dir}")
