@@ -55,19 +55,25 @@ def start_and_signal(run, signum, after_step, *args):
     return signal_after_checkpoint(command(run, *args), run, signum, after_step)
 
 
+def wait_for_checkpoint(processes, run, step, seconds=300):
+    """Returns once `run` holds a checkpoint at or past `step`; fails if any of `processes` (the
+    train.py runs writing it) ends first or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and all(p.poll() is None for p in processes):
+        if any(state(p)["global_step"] >= step for p in checkpoints(run)
+               if (p / "state.json").is_file()):
+            break
+        time.sleep(0.05)
+    assert all(p.poll() is None for p in processes), f"a run ended before step {step}"
+
+
 def signal_after_checkpoint(argv, run, signum, after_step):
     """Runs `argv` (a train.py command writing `run`) and sends `signum` once a checkpoint at or
     past `after_step` exists; returns `(exit code, stderr)`."""
     process = subprocess.Popen(argv, cwd=REPO, env=ENV, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline and process.poll() is None:
-            if any(state(p)["global_step"] >= after_step for p in checkpoints(run)
-                   if (p / "state.json").is_file()):
-                break
-            time.sleep(0.05)
-        assert process.poll() is None, "the run ended before it could be signalled"
+        wait_for_checkpoint([process], run, after_step)
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=120)
     finally:

@@ -259,14 +259,20 @@ def test_train_workers_runs_train_py_as_workers_without_the_flag(tmp_path):
     assert re.search(r"worker [01] failed with exit code 2", result.stderr)
 
 
+def start_launcher(command, grace):
+    """`python -m vae_zoo.distribute.launcher` running `command` as 2 workers, in its own session
+    (as from a terminal)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "vae_zoo.distribute.launcher", "--workers", "2", "--grace",
+         str(grace), "--", *command],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_reaches_every_worker_once_and_sets_the_exit_code(worker, tmp_path, signum):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vae_zoo.distribute.launcher", "--workers", "2", "--grace", "10",
-         "--", *worker("stops_on_signal")],
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = start_launcher(worker("stops_on_signal"), grace=10)
     try:
         wait_for(lambda: len(records(tmp_path / "out")) == 2)
         process.send_signal(signum)
@@ -283,11 +289,28 @@ def test_a_signal_reaches_every_worker_once_and_sets_the_exit_code(worker, tmp_p
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
+def test_a_worker_sent_sigterm_itself_is_reported_as_stopped_and_the_others_stop_too(worker,
+                                                                                    tmp_path):
+    """SIGTERM to worker 1 alone, as to a preempted pod: not reported as a failure."""
+    process = start_launcher(worker("stops_on_signal"), grace=10)
+    try:
+        wait_for(lambda: len(records(tmp_path / "out")) == 2)
+        os.kill(records(tmp_path / "out")[1]["pid"], signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert "worker 1 stopped after a SIGTERM (exit code 143); stopped the others" in stderr
+    assert "failed" not in stderr
+    for index in (0, 1):
+        assert (tmp_path / f"out/{index}.signals").read_text() == f"{int(signal.SIGTERM)}\n"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
 def test_a_second_signal_kills_workers_that_do_not_stop(worker, tmp_path):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vae_zoo.distribute.launcher", "--workers", "2", "--grace", "1",
-         "--", *worker("hang")],
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = start_launcher(worker("hang"), grace=1)
     try:
         wait_for(lambda: len(records(tmp_path / "out")) == 2)
         process.send_signal(signal.SIGTERM)

@@ -18,6 +18,7 @@ import pytest
 from tests.test_fault_tolerance import checkpoints
 from tests.test_fault_tolerance import mnist_folder
 from tests.test_fault_tolerance import state
+from tests.test_fault_tolerance import wait_for_checkpoint
 from tests.test_fault_tolerance import weights
 from tests.test_train_cli import ENV
 from tests.test_train_cli import REPO
@@ -131,13 +132,7 @@ def test_vq_vae_workers_killed_in_the_prior_stage_resume_there_and_end_as_one_pr
     run = tmp_path / "multi"
     workers = start_workers(VQ, run)
     try:
-        deadline = time.monotonic() + 400
-        while time.monotonic() < deadline and all(w.poll() is None for w in workers):
-            if any(state(p)["global_step"] >= 5 for p in checkpoints(run)
-                   if (p / "state.json").is_file()):
-                break
-            time.sleep(0.05)
-        assert all(w.poll() is None for w in workers), "a worker ended before step 5"
+        wait_for_checkpoint(workers, run, 5, seconds=400)
         workers[1].kill()
         outputs = finish(workers, timeout=120)
     finally:
@@ -233,6 +228,66 @@ def test_the_ema_codebook_update_sums_both_workers_halves_of_the_batch_once(tmp_
         np.testing.assert_allclose(result["sums"][3], ema.codebook.numpy()[3], rtol=1e-6)
         np.testing.assert_allclose(result["drawn"], fresh.codebook.numpy(), rtol=1e-6)
     assert any(np.allclose(ema.codebook.numpy()[3], v) for v in Z_E.reshape(-1, 2))
+
+
+# dense_vae for 2 epochs of 16 steps (1078 sample images, 54 held out; global batch 64) with a
+# checkpoint after every step.
+PREEMPTIBLE = ["--model", "dense_vae", *SMALL, "--set", "data.train_limit=1078", "--deterministic"]
+STEPS_PER_EPOCH = 16
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """A 2-worker run of PREEMPTIBLE that nothing stopped: `(run folder, weights fingerprint)`."""
+    run = tmp_path_factory.mktemp("uninterrupted") / "run"
+    workers = start_workers(PREEMPTIBLE, run)
+    outputs = finish(workers)
+    for worker, (_, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+    return run, fingerprint(outputs[0][0])
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
+                         ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_to_one_worker_stops_all_at_one_step_and_the_rerun_ends_bit_identical(
+        tmp_path, uninterrupted, signum, code):
+    """SIGTERM (a preempted pod) or Ctrl-C to worker 1 alone, mid-epoch: both workers save a
+    checkpoint of the same step and exit with the signal's code; the same command again resumes
+    there and ends bit-identical to a run that was never stopped."""
+    run = tmp_path / "run"
+    workers = start_workers(PREEMPTIBLE, run)
+    try:
+        wait_for_checkpoint(workers, run, 2, seconds=400)
+        workers[1].send_signal(signum)  # not the chief
+        outputs = finish(workers, timeout=120)
+    finally:
+        for worker in workers:
+            worker.kill()
+    for worker, (_, stderr) in zip(workers, outputs):
+        assert worker.returncode == code, stderr[-3000:]
+    saved = state(checkpoints(run)[-1])
+    assert saved["epoch"] == 0 and 2 < saved["step"] < STEPS_PER_EPOCH  # mid-epoch
+    stopped = [line for _, stderr in outputs for line in stderr.splitlines()
+               if line.startswith("interrupted: saved a checkpoint")]
+    assert stopped == [f"interrupted: saved a checkpoint at epoch 1, batch {saved['step']} in "
+                       f"{run}; continue with: python train.py --resume --run-dir {run}"] * 2
+    name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+    assert f"{name} on another worker: stopping after this batch" in outputs[0][1]
+    assert f"{name}: stopping after this batch" in outputs[1][1]
+
+    workers = start_workers(PREEMPTIBLE, run)
+    outputs = finish(workers)
+    for worker, (_, stderr) in zip(workers, outputs):
+        assert worker.returncode == 0, stderr[-3000:]
+    chief, other = (stdout for stdout, _ in outputs)
+    assert f"resuming from step-{saved['global_step']:09d}" in chief
+    assert fingerprint(chief) == fingerprint(other) == uninterrupted[1]
+    final, expected = checkpoints(run)[-1], checkpoints(uninterrupted[0])[-1]
+    assert final.name == expected.name == f"step-{2 * STEPS_PER_EPOCH:09d}"
+    ours, theirs = weights(final), weights(expected)
+    assert sorted(ours) == sorted(theirs) and len(ours) > 10
+    for key in theirs:
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
 
 
 def worker_pids(launcher_pid):

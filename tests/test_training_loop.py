@@ -3,6 +3,7 @@ best model written at the cadence they promise, and slow writes moved off the tr
 without changing what is written."""
 
 import gc
+import signal
 import threading
 import time
 
@@ -19,7 +20,9 @@ from vae_zoo.data.store import Split
 from vae_zoo.models import VAE
 from vae_zoo.training import TrainingLoop
 from vae_zoo.training.background import BackgroundWriter
+from vae_zoo.training.callbacks import GracefulInterrupt
 from vae_zoo.training.callbacks import ImageSummaries
+from vae_zoo.training.callbacks import StopRequested
 from vae_zoo.training.callbacks import TensorBoard
 from vae_zoo.training.checkpoints import BestModel
 from vae_zoo.training.checkpoints import StepCheckpoint
@@ -85,6 +88,30 @@ def test_epoch_ends_save_only_when_the_last_checkpoint_is_old_enough_and_trainin
         "step-000000003", "step-000000006"]
     assert [p.name for p in sorted((tmp_path / "rare").iterdir())] == ["step-000000006"]
     assert flushed == [6]
+
+
+def test_a_stop_request_stops_one_process_at_the_next_batch_boundary_sigterm_first():
+    """What GracefulInterrupt does with a signal, without sending one: the request is acted on
+    at the end of the batch it came in (multi-worker: tests/test_multi_worker.py), and of two
+    requests SIGTERM is the one reported (a preempted job must exit as preempted)."""
+    model = tiny_model()
+    loop = TrainingLoop(model, tf.distribute.get_strategy())
+
+    class SignalAtBatch1(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            if loop.global_step() == 1:
+                loop.request_stop(signal.SIGINT)
+                loop.request_stop(signal.SIGTERM)
+
+    train, interrupt = examples(37), GracefulInterrupt(loop)
+    try:
+        with pytest.raises(StopRequested) as stop:
+            loop.fit(lambda epoch: make_pipeline(train, 16, training=True, epoch=epoch), 2, 3,
+                     callbacks=[interrupt, SignalAtBatch1()], verbose=0)
+    finally:
+        interrupt.restore()  # the trainer does so after its checkpoint
+    assert stop.value.signum == loop.stop_reason == signal.SIGTERM
+    assert (loop.epoch, loop.step, loop.global_step()) == (0, 2, 2)
 
 
 def test_best_model_holds_the_best_epochs_weights_until_flushed(tmp_path):

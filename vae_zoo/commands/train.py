@@ -21,7 +21,7 @@ FLAG_KEYS = {
 DEFAULT_MODEL = "conv_vae"
 # Exit codes: 0 done (or already done), 2 bad input, 3 the loss diverged (NaN or inf), 4 another
 # worker of a multi-worker run is gone, 130 Ctrl-C, 143 SIGTERM (preemption); after 130 and 143 a
-# checkpoint was saved.
+# checkpoint was saved (multi-worker: by every worker, of the same step, whichever got the signal).
 EXIT_DIVERGED = 3
 EXIT_PEER_LOST = 4
 EXIT_SIGINT = 130

@@ -11,9 +11,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import tensorflow as tf
@@ -282,10 +284,16 @@ def multi_worker_strategy(resolver=None):
     Call it FIRST, before any other TensorFlow op, tensor, dataset or `tf.config` device setup:
     collective ops must be configured at program startup, and later the strategy raises
     "Collective ops must be configured at program startup". It blocks until every worker of the
-    cluster has started (TensorFlow waits forever), and from then on TensorFlow takes SIGTERM
-    over: the process neither dies nor stops on it, while waiting or while training (measured).
-    Whatever starts the workers must bound them and stop them with SIGKILL (train.py does so
-    itself: `training.trainer.cluster_watchdog`).
+    cluster has started (TensorFlow waits forever), and while it waits a SIGTERM neither ends nor
+    stops the process: whatever starts the workers must bound them and stop them with SIGKILL
+    (train.py does so itself: `training.trainer.cluster_watchdog`).
+
+    TensorFlow's coordination service installs a C handler for SIGTERM while the strategy is
+    created (tsl's `SigtermNotifier`, which only records the signal for
+    `PreemptionCheckpointHandler`; `signal.getsignal` does not show it): left there, every later
+    SIGTERM would be swallowed (measured). The handler that was there before is put back, so
+    outside training SIGTERM ends the process as usual, and during training
+    `training.callbacks.GracefulInterrupt` stops every worker at the same step.
 
     On CPUs the all-reduce is RING (NCCL is GPU only); with GPUs, NCCL.
 
@@ -303,8 +311,9 @@ def multi_worker_strategy(resolver=None):
     implementation = (tf.distribute.experimental.CommunicationImplementation.NCCL
                       if tf.config.list_physical_devices("GPU")
                       else tf.distribute.experimental.CommunicationImplementation.RING)
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
-        return tf.distribute.MultiWorkerMirroredStrategy(
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(
             cluster_resolver=resolver,
             communication_options=tf.distribute.experimental.CommunicationOptions(
                 implementation=implementation),
@@ -314,6 +323,9 @@ def multi_worker_strategy(resolver=None):
             raise
         raise RuntimeError(f"{e}: create the strategy (vae_zoo.distribute.multi_worker_strategy) "
                            f"before any other TensorFlow op runs in this process") from e
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if sigterm is None else sigterm)
+    return strategy
 
 
 def strategy_for(name):

@@ -5,10 +5,10 @@ terminal; the others write log files in a temporary folder, named when something
 fails, the others are stopped (SIGTERM, then SIGKILL after a grace period) and the launcher exits
 with the failing worker's code, so nothing waits forever on a dead peer. Ctrl-C, SIGTERM and SIGHUP
 are passed on to every worker once per signal, so the first one lets them save and stop; from the
-second, workers still running after the grace period are killed. A process that has created
-MultiWorkerMirroredStrategy (or is waiting for its peers in doing so) does not die of SIGTERM:
-TensorFlow takes the signal over (measured), so there the SIGKILL after the grace period is what
-stops it, unless the training loop acts on SIGTERM itself.
+second, workers still running after the grace period are killed. A process that is waiting for
+its peers in creating MultiWorkerMirroredStrategy does not die of SIGTERM: TensorFlow swallows the
+signal there (measured), so the SIGKILL after the grace period is what stops it. A training
+worker stops on it (every worker at the same step, `training.loop.TrainingLoop.request_stop`).
 
 Workers run in their own sessions: the terminal's Ctrl-C reaches them only through the launcher
 (exactly once), and stopping a worker stops any process it started.
@@ -40,6 +40,9 @@ _POLL_SECONDS = 0.05
 _PORT_TAKEN = ("address already in use", "could not start grpc server")
 # SIGHUP too: the workers' own sessions do not hear the terminal close, and would run on orphaned.
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Exit codes of a worker that stopped on a signal sent to a worker rather than to the launcher (a
+# preempted pod, a kill by hand): train.py's, and those of a process the signal ended.
+_STOPPED = {128 + signal.SIGINT: "Ctrl-C", 128 + signal.SIGTERM: "SIGTERM"}
 
 
 @dataclasses.dataclass
@@ -92,6 +95,9 @@ def launch(command, num_workers, host=LOOPBACK, grace=GRACE_SECONDS):
         break
     if interrupted:
         _say(f"stopped by a signal (exit code {code}). Output of every worker: {log_dir}")
+    elif code in _STOPPED:
+        _say(f"worker {failed} stopped after a {_STOPPED[code]} (exit code {code}); stopped the "
+             f"others. Output of every worker: {log_dir}")
     else:
         _say(f"worker {failed} failed with exit code {code}; stopped the others. "
              f"Output of every worker: {log_dir}")

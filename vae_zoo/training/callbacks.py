@@ -152,20 +152,27 @@ class StopRequested(Exception):
 
 
 class GracefulInterrupt(keras.callbacks.Callback):
-    """Turns the first Ctrl-C or SIGTERM into a stop at the next batch boundary.
+    """Turns the first Ctrl-C or SIGTERM into a stop at a batch boundary, the same one on every
+    worker of a multi-worker run.
 
     A KeyboardInterrupt raised while TensorFlow runs native code can corrupt its heap (seen here:
-    "free(): invalid next size" aborts in about 1 of 5 interrupts), so the signal only sets a flag
-    and the exception is raised from Python between batches, where stopping (and saving a
-    checkpoint) is safe. SIGTERM is what clusters send before they kill a preempted job. A second
-    Ctrl-C interrupts at once, as usual.
+    "free(): invalid next size" aborts in about 1 of 5 interrupts), so the signal only asks the
+    loop to stop (`TrainingLoop.request_stop`) and `StopRequested` is raised from Python between
+    batches, where stopping (and saving a checkpoint) is safe: in one process at the next batch
+    boundary; under MultiWorkerMirroredStrategy after the next step, on every worker, whichever
+    worker got the signal. SIGTERM is what clusters send before they kill a preempted job. A
+    second Ctrl-C interrupts at once, as usual.
+
+    Args:
+        loop: the `TrainingLoop` being fitted.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self, loop):
         super().__init__()
-        self.requested = None
+        self.loop = loop
+        self.requested = None  # the signal this process got
         self._previous_handlers = {}
 
     def on_train_begin(self, logs=None):
@@ -182,16 +189,26 @@ class GracefulInterrupt(keras.callbacks.Callback):
         self._previous_handlers = {}
 
     def _handle(self, signum, frame):
-        if self.requested is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+        if self.requested is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            return  # stopping already (e.g. a launcher passing SIGTERM on): let the save finish
         self.requested = signum
-        what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-        print(f"\n{what}: stopping after this batch and saving a checkpoint"
+        self.loop.request_stop(signum)
+        print(f"\n{_NAMES[signum]}: stopping after this batch and saving a checkpoint"
               + (" (press Ctrl-C again to quit at once)" if signum == signal.SIGINT else ""),
               file=sys.stderr, flush=True)
 
     def _check(self, *args, **kwargs):
-        if self.requested is not None:
-            raise StopRequested(self.requested)
+        reason = self.loop.stop_reason
+        if reason is None:
+            return
+        if self.requested is None:
+            print(f"\n{_NAMES[reason]} on another worker: stopping after this batch and saving "
+                  "a checkpoint", file=sys.stderr, flush=True)
+        raise StopRequested(reason)
 
     on_train_batch_end = on_test_batch_end = on_epoch_end = _check
+
+
+_NAMES = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}

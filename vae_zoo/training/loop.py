@@ -15,6 +15,10 @@ of each step function (tracing), building each epoch's data pipeline (the first 
 examples), waiting for data (making, iterating and deleting each epoch's iterator), and in each
 callback, and how often each step function was traced, so that the cost of
 everything around the steps is known (benchmarks/time_to_result.py, `timing` in metrics.json).
+
+And it stops together: `request_stop` (Ctrl-C or SIGTERM, from `callbacks.GracefulInterrupt`)
+takes effect after the same step on every worker of a multi-worker run, so that all of them save
+a checkpoint of that step (see `TrainingLoop.request_stop`).
 """
 
 import collections
@@ -22,6 +26,7 @@ import concurrent.futures
 import contextlib
 import gc
 import math
+import signal
 import time
 
 import keras
@@ -36,6 +41,11 @@ class TrainingDiverged(Exception):
         super().__init__(f"the loss is {logs.get('loss')} at step {global_step} (epoch {epoch + 1}, "
                          f"batch {step + 1})")
         self.epoch, self.step, self.global_step = epoch, step, global_step
+
+
+# Why a run may be stopped before its end (`request_stop`), weakest first: workers asked to stop
+# for different reasons all stop for the strongest, so that a preempted job ends as preempted.
+STOP_REASONS = (signal.SIGINT, signal.SIGTERM)
 
 
 class TrainingLoop:
@@ -57,6 +67,10 @@ class TrainingLoop:
         self._functions = {}
         self._called = set()  # the step functions called (and so traced) already
         self._global_step = None  # `steps_trained` as the last step returned it, while fitting
+        self._several_workers = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        self._requested = frozenset()  # the STOP_REASONS asked for in this process
+        self._vote_tensors = {}  # `_requested` -> its votes as a tensor, made once each
+        self._agreed = frozenset()  # the STOP_REASONS of every worker, as of the last step
         with strategy.scope():
             model.build_optimizers()  # here, not inside the first step: one trace, not two
 
@@ -78,22 +92,103 @@ class TrainingLoop:
 
     def _make_function(self, step_fn, element_spec):
         strategy, model = self.strategy, self.model
-        several_workers = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
         def one_step(batch):
-            local_logs = strategy.run(step_fn, args=(batch,))
+            strategy.run(step_fn, args=(batch,))
             # The step counter comes back with the logs: reading the variable from Python after
             # every step (for the checkpoint cadence) costs more than the step of a small model.
-            steps = tf.convert_to_tensor(model.steps_trained)
-            if not several_workers:
-                # Keras metric variables sum their replicas on read: the global values.
-                return model.get_metrics_result(), steps
-            # Across machines every read of a metric variable is a collective: one per step for
-            # the running loss (for the NaN check and the progress bar); the other terms are
-            # read once, at the end of the epoch.
-            return {"loss": strategy.reduce("MEAN", local_logs["loss"], axis=None)}, steps
+            # Keras metric variables sum their replicas on read: the global values.
+            return model.get_metrics_result(), tf.convert_to_tensor(model.steps_trained)
 
-        return tf.function(one_step, jit_compile=self.jit_compile, input_signature=[element_spec])
+        if not self._several_workers:
+            return tf.function(one_step, jit_compile=self.jit_compile,
+                               input_signature=[element_spec])
+
+        def replica_step(batch, votes):
+            loss = step_fn(batch)["loss"]
+            return tf.concat([[tf.cast(loss, votes.dtype)], votes], axis=0)
+
+        def one_step_of_several(batch, votes):
+            # Across machines every read of a metric variable is a collective: one all-reduce
+            # per step, of the running loss (for the NaN check and the progress bar) and of each
+            # worker's stop votes (see `request_stop`); the other terms are read once, at the
+            # end of the epoch.
+            reduced = strategy.reduce("MEAN", strategy.run(replica_step, args=(batch, votes)),
+                                      axis=None)
+            return {"loss": reduced[0]}, tf.convert_to_tensor(model.steps_trained), reduced[1:]
+
+        votes_spec = tf.TensorSpec([len(STOP_REASONS)], tf.float32)
+        return tf.function(one_step_of_several, jit_compile=self.jit_compile,
+                           input_signature=[element_spec, votes_spec])
+
+    def _run_step(self, function, batch):
+        """`(logs, steps)` of one step; under MultiWorkerMirroredStrategy it also sends this
+        worker's stop votes and keeps every worker's."""
+        if not self._several_workers:
+            return function(batch)
+        logs, steps, votes = function(batch, self._votes())
+        self._agreed = frozenset(r for r, vote in zip(STOP_REASONS, votes.numpy()) if vote > 0)
+        return logs, steps
+
+    def _votes(self):
+        """This process's requests as the step's votes: 1.0 for each of `STOP_REASONS` asked
+        for. The tensor is made once per set of requests, not per step (converting an array at
+        every call cost 0.1 ms a step, measured)."""
+        requested = self._requested  # a signal that comes in meanwhile goes with the next step
+        if requested not in self._vote_tensors:
+            self._vote_tensors[requested] = tf.constant(
+                [float(reason in requested) for reason in STOP_REASONS])
+        return self._vote_tensors[requested]
+
+    def request_stop(self, reason):
+        """Asks to stop training; `stop_reason` says when to (`GracefulInterrupt` raises then).
+
+        In one process that is at once. Under MultiWorkerMirroredStrategy a signal reaches one
+        worker (a preempted pod, a Ctrl-C in one terminal) and the others must stop at the same
+        step, or they would wait for it in their next all-reduce until TensorFlow declares it
+        lost, and save nothing. So the request is a vote sent with the next step's loss
+        all-reduce (2 floats more in it), and every worker reads the same result after that
+        step: all stop there and save a checkpoint of the same step, with no collective of their
+        own. Measured with 2 workers here: about 0.1 ms a step (a trivial step, 2.06 against
+        2.16 ms, median of 12 interleaved rounds of 300; rounds vary by 0.2 ms), where a
+        dense_vae step takes 35 ms and a conv_vae step hundreds.
+
+        TensorFlow's `PreemptionCheckpointHandler` was not used: it watches SIGTERM only (not
+        Ctrl-C), agrees on a step through the coordination service's key-value store with two
+        watcher threads per worker, wants a `tf.train.Checkpoint` and folder of its own, which
+        it restores at start (a `save_fn` can replace its save, not that), and must wrap every
+        step call; the zoo's step checkpoints (weights, optimizers, the loop's epoch and batch)
+        already do what resuming needs.
+
+        Safe to call from a signal handler.
+
+        Args:
+            reason: one of `STOP_REASONS` (the signal).
+        """
+        if reason not in STOP_REASONS:
+            raise ValueError(f"a stop reason is one of {STOP_REASONS}, got {reason!r}")
+        self._requested = self._requested | {reason}  # one assignment: atomic for the loop
+
+    def wait_for_every_worker(self):
+        """Returns once every worker has called it (an all-reduce of one number); at once in
+        one process.
+
+        After a stop, each worker calls it once its checkpoint is saved, so none exits before
+        every checkpoint is whole: a scheduler that ends a job step when one of its tasks exits
+        non-zero (`srun --kill-on-bad-exit`) would otherwise kill the chief mid-save.
+        """
+        if self._several_workers:
+            strategy = self.strategy
+            barrier = tf.function(lambda: strategy.reduce(
+                "SUM", strategy.run(lambda: tf.constant(1.0)), axis=None))
+            barrier().numpy()
+
+    @property
+    def stop_reason(self):
+        """The strongest of `STOP_REASONS` that any worker has asked for and every worker knows
+        of, or None: the same on every worker between two steps."""
+        asked = self._agreed if self._several_workers else self._requested
+        return max(asked, key=STOP_REASONS.index, default=None)
 
     def distribute(self, dataset):
         """Global batches split across the replicas (the validation and test sets)."""
@@ -108,7 +203,7 @@ class TrainingLoop:
         (`distribute_datasets_from_function`): it reads only its own examples, instead of reading
         every global batch and dropping the other workers' parts.
         """
-        if isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        if self._several_workers:
             def per_worker(context):
                 shard = (context.input_pipeline_id, context.num_input_pipelines,
                          context.num_replicas_in_sync)
@@ -169,7 +264,7 @@ class TrainingLoop:
             for batch in self.profile.timed_iter(batches):
                 callbacks.on_train_batch_begin(self.step)
                 with clock(self._step_part("train")):
-                    logs, steps = train_function(batch)
+                    logs, steps = self._run_step(train_function, batch)
                     logs = {key: float(value) for key, value in logs.items()}
                     self._global_step = int(steps)
                 if not math.isfinite(logs.get("loss", 0.0)):
@@ -213,7 +308,7 @@ class TrainingLoop:
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step)
             with clock(self._step_part("test")):
-                logs, _ = test_function(batch)
+                logs, _ = self._run_step(test_function, batch)
                 logs = {key: float(value) for key, value in logs.items()}
             if callbacks is not None:
                 callbacks.on_test_batch_end(step, logs)

@@ -315,8 +315,14 @@ def _fit_stage(config, run, loop, train_batches, steps_per_epoch, validation, pr
                                callbacks=callbacks, verbose=verbose, initial_epoch=initial_epoch,
                                initial_step=initial_step)
         except (StopRequested, KeyboardInterrupt) as e:
-            interrupt.restore()
-            checkpoint.save()
+            try:
+                checkpoint.save()  # every worker, of the same step (see GracefulInterrupt)
+                if isinstance(e, StopRequested):  # not after a second Ctrl-C: that one quits
+                    loop.wait_for_every_worker()
+            finally:
+                # Only now: a SIGTERM passed on by a launcher or a scheduler while saving must
+                # not kill the save.
+                interrupt.restore()
             raise TrainingInterrupted(run.path, loop.epoch, loop.step,
                                       getattr(e, "signum", signal.SIGINT)) from None
         with loop.profile.clock("background_writes"):  # the writes still under way at the end
@@ -332,7 +338,7 @@ def _stage_callbacks(config, run, loop, preview, writer, resume):
     checkpoint = StepCheckpoint(run.checkpoints_dir, loop, every=config.train.checkpoint_every,
                                 min_seconds=config.train.checkpoint_seconds,
                                 after_save=[best_model.flush])
-    interrupt = GracefulInterrupt()
+    interrupt = GracefulInterrupt(loop)
     image_every = config.train.image_every or max(1, math.ceil(config.train.epochs / 10))
     callbacks = [
         interrupt,  # first, so that an interrupted epoch's end is not recorded as complete
