@@ -9,6 +9,7 @@ would cost a core of PNG decoding per few thousand images a second, every epoch.
 """
 
 import concurrent.futures
+import hashlib
 import os
 
 import numpy as np
@@ -27,16 +28,14 @@ def load(folder, config, seed):
         raise UserInputError(
             f"image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})"
         )
-    relative = [p.relative_to(folder) for p in files]
-    stats = [(str(r), *_stat(p)) for r, p in zip(relative, files)]
-    key = prepared.key_of("folder", str(folder.resolve()), stats, config.image_size,
-                          config.skip_unreadable)
+    key = prepared.key_of("folder", str(folder.resolve()), _fingerprint(folder, files),
+                          config.image_size, config.skip_unreadable)
     target = prepared.cache_root(config.cache_dir) / f"folder-{folder.name}-{key}"
     store = prepared.open_prepared(target)
     if store is not None:
         note = f"reused the images prepared from {folder} in {target}"
     else:
-        store = _prepare(folder, files, relative, config, target)
+        store = _prepare(folder, files, config, target)
         note = f"prepared {store.size:,} images from {folder} into {target}"
     skipped = store.manifest.get("skipped", [])
     notes = [note]
@@ -46,15 +45,26 @@ def load(folder, config, seed):
     return from_stores(store, None, config, seed, f"image folder {folder}", notes=notes)
 
 
-def _stat(path):
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise UserInputError(f"cannot read image {path}: {e.strerror}") from None
-    return st.st_size, st.st_mtime_ns
+def _fingerprint(folder, files):
+    """A hash of every file's path, size and modification time: what says the folder changed."""
+    digest = hashlib.sha256()
+    for path in files:
+        try:
+            st = path.stat()
+        except OSError as e:
+            raise UserInputError(f"cannot read image {path}: {e.strerror}") from None
+        digest.update(f"{path.relative_to(folder)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
-def _prepare(folder, files, relative, config, target):
+def _in_chunks(pool, function, items):
+    """`function` over `items` on `pool`, CHUNK at a time: at most CHUNK results wait."""
+    for start in range(0, len(items), CHUNK):
+        chunk = items[start:start + CHUNK]
+        yield from zip(chunk, pool.map(function, chunk))
+
+
+def _prepare(folder, files, config, target):
     """Decodes every file into a prepared folder at `target`; returns its store."""
     from PIL import Image
 
@@ -64,25 +74,25 @@ def _prepare(folder, files, relative, config, target):
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
         # Headers first (size and mode, no pixels): a folder of mixed sizes is refused, and the
         # colour mode chosen, before anything is decoded or written.
-        headers = {}
-        for path, header in zip(files, pool.map(_header, files, chunksize=64)):
+        kept, sizes, modes = [], set(), set()
+        for path, header in _in_chunks(pool, _header, files):
             if isinstance(header, str):
                 if not skip:
                     raise UserInputError(f"cannot read image {path}: {header}")
                 skipped.append(path)
             else:
-                headers[path] = header
-        kept = [p for p in files if p in headers]
+                kept.append(path)
+                sizes.add(header[0])
+                modes.add(header[1])
         if not kept:
             raise prepared.nothing_readable(f"image folder {folder}")
-        sizes = {size for size, _ in headers.values()}
         if config.image_size is None and len(sizes) > 1:
             (w1, h1), (w2, h2) = sorted(sizes)[:2]
             raise UserInputError(
                 f"images in {folder} have different sizes ({h1}x{w1}, {h2}x{w2}, ...); "
                 f"choose one with --set data.image_size=[{h1},{w1}]"
             )
-        mode = "L" if all(m == "L" for _, m in headers.values()) else "RGB"
+        mode = "L" if modes == {"L"} else "RGB"
         (width, height) = (next(iter(sizes)) if config.image_size is None
                            else (config.image_size[1], config.image_size[0]))
         shape = (height, width, 1 if mode == "L" else 3)
@@ -93,20 +103,21 @@ def _prepare(folder, files, relative, config, target):
         with prepared.building(target) as partial, prepared.progress(
                 len(kept), "decoding") as bar:
             writer = prepared.RecordWriter(partial, shape)
-            for start in range(0, len(kept), CHUNK):
-                chunk = kept[start:start + CHUNK]
-                images = []
-                for path, image in zip(chunk, pool.map(decode, chunk)):
-                    if isinstance(image, str):
-                        if not skip:
-                            raise UserInputError(f"cannot read image {path}: {image}")
-                        skipped.append(path)
-                        continue
+            images = []
+            for path, image in _in_chunks(pool, decode, kept):
+                if isinstance(image, str):
+                    if not skip:
+                        raise UserInputError(f"cannot read image {path}: {image}")
+                    skipped.append(path)
+                else:
                     images.append(image)
                     kept_files.append(path)
-                if images:
+                if len(images) == CHUNK:
                     writer.write(np.stack(images))
-                bar.update(len(chunk))
+                    images = []
+                bar.update(1)
+            if images:
+                writer.write(np.stack(images))
             if not kept_files:
                 raise prepared.nothing_readable(f"image folder {folder}")
             labels = _class_labels(folder, kept_files)
