@@ -228,3 +228,21 @@ def test_fashion_mnist_idx_files_beyond_the_budget_are_streamed(tmp_path):
         a, b = streamed.splits[split].read_all(), held.splits[split].read_all()
         np.testing.assert_array_equal(a["x"], b["x"])
         np.testing.assert_array_equal(a["y"], b["y"])
+
+
+def test_memory_does_not_grow_with_the_epochs():
+    """Each epoch's order (16 MB for 2M examples) is freed with its pipeline: TensorFlow keeps
+    the functions given to `numpy_function`, so an order held by one would stay for good."""
+    import gc
+
+    def rss_mb():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+    split = Split(ArrayStore({"x": np.zeros((2_000_000, 1), np.uint8)}), np.arange(2_000_000))
+    sizes = []
+    for epoch in range(21):
+        next(iter(make_pipeline(split, 128, True, epoch=epoch)))
+        gc.collect()
+        sizes.append(rss_mb())
+    assert sizes[-1] - sizes[5] < 100, sizes  # 15 epochs of 16 MB orders would be 240 MB

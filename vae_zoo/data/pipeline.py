@@ -1,3 +1,5 @@
+import weakref
+
 import numpy as np
 import tensorflow as tf
 
@@ -39,16 +41,17 @@ def make_pipeline(split, batch_size, training, seed=0, binarize=False, image_siz
     if training:
         indices = indices[np.random.default_rng([seed, epoch]).permutation(len(indices))]
     rows = _batch_rows(len(indices), batch_size, start_step, shard)
-    keys = list(store.spec)
-    dtypes = [tf.as_dtype(store.spec[key][0]) for key in keys]
-
-    def read(lo, hi):
-        batch = store.read(indices[lo:hi])
-        return (*(batch[key] for key in keys), indices[lo:hi])
+    # The epoch's order goes into the pipeline as a tensor, not in a Python closure: TensorFlow
+    # keeps every function a `numpy_function` was given for the life of the process (measured:
+    # a closure over each epoch's order grew the process by the order's size every epoch).
+    order = tf.constant(indices)
+    keys, read = _reader(store)
 
     def example(row):
         number, lo, hi, offset, length = tf.unstack(row)
-        *values, ids = tf.numpy_function(read, [lo, hi], [*dtypes, tf.int64], stateful=False)
+        ids = order[lo:hi]
+        values = tf.numpy_function(read, [ids], [tf.as_dtype(store.spec[k][0]) for k in keys],
+                                   stateful=False)
         batch = {}
         for key, value in zip(keys, values):
             value.set_shape([None, *store.spec[key][1]])
@@ -72,6 +75,22 @@ def make_pipeline(split, batch_size, training, seed=0, binarize=False, image_siz
     ds = tf.data.Dataset.from_tensor_slices(rows)
     ds = ds.map(example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _reader(store):
+    """`(keys, read)`: `read(ids)` returns the store's arrays for `ids` in the order of `keys`.
+
+    Made once per store and holding it weakly: TensorFlow keeps every function given to a
+    `numpy_function`, so a reader per epoch, or one that held its store, would never be freed."""
+    if getattr(store, "_batch_reader", None) is None:
+        keys, owner = list(store.spec), weakref.ref(store)
+
+        def read(ids):
+            batch = owner().read(ids)
+            return [batch[key] for key in keys]
+
+        store._batch_reader = (keys, read)
+    return store._batch_reader
 
 
 def _to_float(image, image_size):

@@ -192,7 +192,8 @@ class TrainingLoop:
 
     def distribute(self, dataset):
         """Global batches split across the replicas (the validation and test sets)."""
-        # In-memory data cannot be sharded by file: every worker reads all and keeps its share.
+        # Across machines every worker reads each batch and keeps its share (DATA sharding):
+        # held-out sets are small; training batches are read by their worker alone.
         return self.strategy.experimental_distribute_dataset(_pipeline_options(
             dataset, tf.data.experimental.AutoShardPolicy.DATA))
 
