@@ -152,8 +152,10 @@ def main():
     root = args.root.resolve()
     cache = root / "cache"
     env = {**os.environ, "VAE_ZOO_CACHE": str(cache)}
-    rows, data = [], {"machine": platform.processor() or platform.machine(),
-                      "cpus": os.cpu_count(), "rows": []}
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    data = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "commit": commit, "load_average_at_start": os.getloadavg(), "rows": []}
     smallest = min(args.sizes)
     baseline = None
     if args.baseline:
@@ -194,6 +196,7 @@ def main():
         if baseline:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force",
                             str(baseline)], capture_output=True)
+    data["load_average_at_end"] = os.getloadavg()
     write_results(args.out, "input_pipeline", table(data["rows"]), data)
 
 

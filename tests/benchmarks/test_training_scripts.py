@@ -89,3 +89,17 @@ def test_a_run_without_its_four_parts_writes_none_of_them_and_still_ends(tmp_pat
     assert not (tmp_path / "run" / "checkpoints").exists()
     assert sorted(p.name for p in (tmp_path / "run" / "tensorboard").iterdir()
                   if p.is_dir()) == ["evaluation"]  # no train, validation or images runs
+
+
+def test_input_pipeline_script(tmp_path):
+    run("input_pipeline.py", "--sizes", "60", "--small-epochs", "1", "--baseline", "",
+        "--root", str(tmp_path / "root"), "--out", str(tmp_path))
+    data = json.loads((tmp_path / "input_pipeline.json").read_text())
+    assert [r["run"] for r in data["rows"]] == [
+        "prepare (first load)", "pipeline alone, streamed", "train, streamed",
+        "train, in memory (uint8)"]
+    assert all(r["peak_rss_mb"] > 100 and r["cpu_s"] > 0 for r in data["rows"])
+    assert data["rows"][1]["epoch_images"] == 51  # 60 images: 6 test, 3 validation held out
+    assert all(r["train_images_per_s"] > 0 for r in data["rows"][2:])
+    assert len(list((tmp_path / "root" / "png60").glob("*.png"))) == 60
+    assert "| 60 | train, streamed |" in (tmp_path / "input_pipeline.md").read_text()
