@@ -89,7 +89,7 @@ def build(name, dataset, images):
 
     raw = apply_overrides(load_zoo_config(zoo_model), [f"data.dataset={dataset}", *overrides])
     config = RunConfig.from_dict(raw)
-    _, model, strategy = prepare(config)
+    _, _, model, strategy = prepare(config)
     examples = Split(ArrayStore({"x": images}), np.arange(len(images)))
     steps = -(-len(images) // BATCH_SIZE)
     # The zoo's own training loop, as train.py runs it (a new epoch's order each call).

@@ -246,16 +246,21 @@ class RunFolder:
         if kept != lines:
             write_atomic(self.history_path, "\n".join(kept) + "\n")
 
-    def best_epoch(self):
-        """(epoch number, validation loss) of the best epoch in history.csv so far, or None."""
+    def best_epoch(self, monitor="val_loss", mode="min"):
+        """(epoch number, `monitor` value) of the best epoch in history.csv so far, or None.
+
+        Args:
+            monitor: str. The history column that ranks epochs (a model's `selection_metric`).
+            mode: str. `"min"` or `"max"`: which end of the column is best.
+        """
         if not self.history_path.is_file():
             return None
         with open(self.history_path) as f:
-            rows = [r for r in csv.DictReader(f) if r.get("val_loss") not in (None, "", "nan")]
+            rows = [r for r in csv.DictReader(f) if r.get(monitor) not in (None, "", "nan")]
         if not rows:
             return None
-        row = min(rows, key=lambda r: float(r["val_loss"]))
-        return int(row["epoch"]) + 1, float(row["val_loss"])
+        row = (min if mode == "min" else max)(rows, key=lambda r: float(r[monitor]))
+        return int(row["epoch"]) + 1, float(row[monitor])
 
     # --- Writing (atomically: readers never see half a file) ----------------------------------
 

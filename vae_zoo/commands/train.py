@@ -108,6 +108,7 @@ def resolve(args):
         config = RunConfig.from_dict(apply_overrides(base, overrides), source=source)
         run = RunFolder(args.run_dir) if args.run_dir else RunFolder.default(model_name)
         config = keep_recorded_precision(config, run)  # `auto` matches the precision it chose
+        config = config.with_recorded_schedule_lengths(recorded_config(run))  # fractions, too
         if run.holds_run(config.to_dict()):  # the same command again: a restarted job
             args.resume = True
         else:
@@ -138,6 +139,18 @@ def resolve(args):
             f"(asked to change {'; '.join(changed)})"
         )
     return config, run
+
+
+def recorded_config(run):
+    """The config.yaml of the run in `run` as a dict, or None (no run, or unreadable: the
+    folder's checks report it)."""
+    if not (run.path / run.CONFIG).is_file():
+        return None
+    try:
+        recorded = run.read_config()
+    except UserInputError:
+        return None
+    return recorded if isinstance(recorded, dict) else None
 
 
 def preset_config(preset, model=None):

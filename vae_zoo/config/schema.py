@@ -35,6 +35,22 @@ def load_yaml(stream, source="config"):
         raise UserInputError(f"{source} is not valid plain YAML: {problem}") from None
 
 
+def is_fraction(length):
+    """True for a schedule length that is a fraction of the run: a float <= 1 (see
+    `ZooModel.resolve_schedule_lengths`)."""
+    return isinstance(length, float) and length <= 1.0
+
+
+def length_in_steps(length, run_steps):
+    """A schedule length in optimizer steps: `length` of `run_steps` when it is a fraction
+    (at least 1 step), else `length` itself. Refuses a length that is neither."""
+    if isinstance(length, bool) or not isinstance(length, (int, float)) or not length > 0 or (
+            not is_fraction(length) and length != int(length)):
+        raise UserInputError(f"a schedule length must be a fraction of the run in (0, 1] (e.g. "
+                             f"0.5) or a whole number of steps (e.g. 10000), got {length!r}")
+    return max(1, round(length * run_steps)) if is_fraction(length) else int(length)
+
+
 @dataclasses.dataclass
 class ModelConfig:
     """Which class to build and its constructor arguments (all but those taken from the data)."""
@@ -269,6 +285,28 @@ class RunConfig:
     def with_precision(self, precision):
         """A copy that trains in `precision` (e.g. what `train.precision: auto` chose)."""
         return dataclasses.replace(self, train=dataclasses.replace(self.train, precision=precision))
+
+    def with_schedule_lengths(self, stage_steps):
+        """`(config, warnings)`: a copy whose model arguments give every schedule length in
+        optimizer steps (fractions of the run resolved against `stage_steps`, the training steps
+        of each stage), and a line for each schedule that cannot finish within the run
+        (`ZooModel.resolve_schedule_lengths`)."""
+        args, warnings = self.model.model_class().resolve_schedule_lengths(self.model.args,
+                                                                           stage_steps)
+        return dataclasses.replace(self, model=dataclasses.replace(self.model, args=args)), warnings
+
+    def with_recorded_schedule_lengths(self, recorded):
+        """A copy whose schedule lengths given as fractions of the run (or left out) take the
+        steps that `recorded`, a run's config.yaml, resolved them to: the command that started
+        a run is then recognised as that run's."""
+        args = dict(self.model.args)
+        for name in self.model.model_class().schedule_lengths:
+            model = (recorded or {}).get("model")
+            steps = model.get(name) if isinstance(model, dict) else None
+            if isinstance(steps, int) and not isinstance(steps, bool) and (
+                    name not in args or is_fraction(args[name])):
+                args[name] = steps
+        return dataclasses.replace(self, model=dataclasses.replace(self.model, args=args))
 
     def to_dict(self):
         return {

@@ -6,11 +6,13 @@ objective and probability model change, and declares what it can do in `capabili
 """
 
 import dataclasses
+import inspect
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from vae_zoo.config.schema import length_in_steps
 from vae_zoo.registry import Registry
 
 MODELS = Registry("model class")
@@ -76,6 +78,9 @@ class ZooModel(keras.Model):
     stage_names = ("model",)  # one name per training stage, for logs and files
     stage_metric_names = {}  # {stage: terms tracked beside "loss"} for the stages after the first
     stage = 0  # the stage that `train_step` trains (`begin_stage`)
+    # {constructor argument: stage}: the lengths of the objective's schedules and the stage whose
+    # steps they count (`resolve_schedule_lengths`).
+    schedule_lengths = {}
     seed = 0  # the run's seed, set by the trainer; with `steps_trained` it seeds training noise
 
     def __init__(self, image_shape, **kwargs):
@@ -226,6 +231,59 @@ class ZooModel(keras.Model):
     def schedule_values(self):
         """Scalars of the objective worth logging each epoch (beta, capacity, ...)."""
         return {}
+
+    @classmethod
+    def schedules_in_use(cls, args):
+        """The names in `schedule_lengths` whose schedule the constructor arguments `args` turn
+        on (a length of a schedule left off warns of nothing)."""
+        return set(cls.schedule_lengths)
+
+    @classmethod
+    def resolve_schedule_lengths(cls, args, stage_steps):
+        """`(args, warnings)`: the constructor arguments `args` with every schedule length in
+        optimizer steps, and one line for each schedule in use that cannot finish in its stage.
+
+        A length is a fraction of the run when written as a number <= 1 with a decimal point
+        (`0.5`: the first half of the stage's training steps), and steps otherwise (`10000`,
+        `1e4`). One key with two readings, rather than a second key, because a config then
+        cannot hold a fraction and steps that disagree, and the run's config.yaml holds the
+        resolved steps under the same key, which resume and every worker read back unchanged.
+
+        Args:
+            args: dict. Constructor arguments (a config's `model` section, less name and class).
+            stage_steps: list of ints. The training steps of each stage of the run.
+        """
+        resolved, warnings = dict(args), []
+        for name, stage in cls.schedule_lengths.items():
+            value = args.get(name, cls.default_argument(name))
+            steps, run_steps = length_in_steps(value, stage_steps[stage]), stage_steps[stage]
+            resolved[name] = steps
+            if steps > run_steps and name in cls.schedules_in_use(args):
+                warnings.append(
+                    f"warning: model.{name}={steps} but the run trains {run_steps:,} steps: the "
+                    f"schedule stops at {run_steps / steps:.0%} of its length (a linear ramp "
+                    f"ends at {run_steps / steps:.2f} of its final value)")
+        return resolved, warnings
+
+    @classmethod
+    def default_argument(cls, name):
+        """The default of the constructor argument `name` (the constructor defining it)."""
+        for klass in cls.__mro__:
+            parameter = inspect.signature(klass.__init__).parameters.get(name)
+            if parameter is not None:
+                return parameter.default
+        raise KeyError(name)
+
+    def selection_metric(self, stage=0):
+        """`(logged validation metric, "min" or "max")`: what picks the best epoch of training
+        stage `stage`, and so the weights of `model.keras`.
+
+        Never a scheduled loss: an epoch must win by being better, not by coming where a
+        schedule makes the loss small. Held-out steps compute the loss at full weights (every
+        schedule at its end), so `val_loss` is the default; a density model picks by its
+        validation bound, an autoencoder by its reconstruction.
+        """
+        return "val_loss", "min"
 
     # --- The probability interface ----------------------------------------------------------
 

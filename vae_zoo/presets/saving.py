@@ -18,7 +18,8 @@ from vae_zoo.run_folder import RunFolder
 CARD_ORDER = ("name", "description", "model", "dataset", "sizes", "command", "train_command",
               "training", "test", "disentanglement", "disentanglement_note", "float16_storage",
               "check", "weights", "versions", "saved")
-TRAINING_KEYS = ("epochs", "best_epoch", "best_val_loss", "train_seconds", "train_images_per_second")
+TRAINING_KEYS = ("epochs", "best_epoch", "best_epoch_chosen_by", "best_val_loss",  # older runs'
+                 "train_seconds", "train_images_per_second")
 
 
 def save_preset(source, folder, card=None, config=None, overwrite=False, log=print):

@@ -85,7 +85,7 @@ class StepCheckpoint(keras.callbacks.Callback):
 
 
 class BestModel(keras.callbacks.Callback):
-    """Keeps the weights of the epoch with the lowest `val_loss` and writes them as a `.keras`
+    """Keeps the weights of the epoch with the best `monitor` value and writes them as a `.keras`
     file when `flush()` is called (by each step checkpoint) and at the end of training.
 
     Holding them in memory (a copy of the weights, milliseconds) instead of writing the file at
@@ -95,18 +95,23 @@ class BestModel(keras.callbacks.Callback):
     Args:
         save: callable `(model, path)` writing the model atomically (`RunFolder.save_model`).
         path: where the best model goes.
-        threshold: float or None. The best `val_loss` so far (of a resumed run).
+        monitor: str. The epoch log that ranks epochs (the model's `selection_metric`).
+        mode: str. `"min"` or `"max"`: which end of `monitor` is best.
+        threshold: float or None. The best `monitor` value so far (of a resumed run).
     """
 
-    def __init__(self, save, path, threshold=None):
+    def __init__(self, save, path, monitor="val_loss", mode="min", threshold=None):
         super().__init__()
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         self.save, self.path = save, Path(path)
+        self.monitor, self.mode = monitor, mode
         self.best = threshold
         self._pending = None  # the best weights not yet written
 
     def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get("val_loss")
-        if value is not None and (self.best is None or value < self.best):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and (self.best is None or is_better(value, self.best, self.mode)):
             self.best = value
             self._pending = self.model.get_weights()
 
@@ -123,6 +128,11 @@ class BestModel(keras.callbacks.Callback):
         finally:
             self.model.set_weights(current)
         self._pending = None
+
+
+def is_better(value, best, mode):
+    """True when `value` beats `best` in `mode` (`"min"` or `"max"`); NaN never does."""
+    return value < best if mode == "min" else value > best
 
 
 def latest_checkpoint(folder):

@@ -84,13 +84,15 @@ def cluster_watchdog(seconds):
             watchdog.kill()
 
 
-def prepare(config):
+def prepare(config, log=print):
     """Loads the data and builds and compiles the model (from a preset's weights when
     `train.from_preset` names one): everything that can fail on bad input.
 
     Nothing is written to disk here, so a config that cannot work leaves no half-made run behind.
-    Returns `(data, model, strategy)`. `train()` passes a config whose `train.precision` is
-    resolved already; other callers may leave it `auto`.
+    Returns `(config, data, model, strategy)`: the config with its schedule lengths in steps
+    (`RunConfig.with_schedule_lengths`, a warning logged for each that cannot finish), which the
+    model is built from. `train()` passes a config whose `train.precision` is resolved already;
+    other callers may leave it `auto`.
     """
     # First: a multi-worker strategy must exist before any other TensorFlow op runs.
     name = config.train.strategy
@@ -101,6 +103,9 @@ def prepare(config):
     if config.train.deterministic:
         tf.config.experimental.enable_op_determinism()
     data = load_data(config.data, seed=config.train.seed)
+    config, warnings = config.with_schedule_lengths(stage_steps(config, data))
+    for warning in warnings:
+        log(warning)
     with strategy.scope():
         model = config.model.build(data.spec,
                                    precision=resolve_precision(config.train.precision)[0])
@@ -110,7 +115,19 @@ def prepare(config):
             from vae_zoo.presets import resolve_preset
 
             resolve_preset(config.train.from_preset).load_weights_into(model, data.image_shape)
-    return data, model, strategy
+    return config, data, model, strategy
+
+
+def stage_steps(config, data):
+    """The training steps of each stage of the run (the first stage's `epochs`, then the
+    second's `prior_epochs`), which fractions of the run are fractions of."""
+    epochs = (config.train.epochs, config.train.prior_epochs)
+    stages = config.model.model_class().capabilities.stages
+    return [n * steps_per_epoch(config, data) for n in epochs[:stages]]
+
+
+def steps_per_epoch(config, data):
+    return math.ceil(data.sizes["train"] / config.data.batch_size)
 
 
 def train(config, run_dir, resume=False, verbose=None, log=print):
@@ -120,8 +137,9 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
     Under multi-worker training every worker runs this; only the chief writes the run folder (the
     others write the same files to a temporary folder they remove), evaluates, and returns metrics.
 
-    `train.precision: auto` is resolved here, once, and the run folder's config.yaml records the
-    result; resuming keeps the precision the run started with.
+    `train.precision: auto` and schedule lengths given as fractions of the run are resolved
+    here, once, and the run folder's config.yaml records the result; resuming (and every worker
+    of a resumed run, which reads the chief's config.yaml) keeps what the run started with.
     """
     run = run_dir if isinstance(run_dir, RunFolder) else RunFolder(run_dir)
     if resume:
@@ -129,7 +147,7 @@ def train(config, run_dir, resume=False, verbose=None, log=print):
     precision, reason = resolve_precision(config.train.precision)
     log(f"precision: {precision} ({reason})")
     config = config.with_precision(precision)
-    data, model, strategy = prepare(config)
+    config, data, model, strategy = prepare(config, log)
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     cluster = current_cluster() if multi_worker else None
     run = run.for_worker(cluster)
@@ -162,11 +180,12 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
 
     batches = {split: make_batches(data, split, config.data, seed=seed)
                for split in ("validation", "test")}
-    steps_per_epoch = math.ceil(data.sizes["train"] / config.data.batch_size)
+    epoch_steps = steps_per_epoch(config, data)
     preview = images_of(batches["validation"], 16)
 
     jit_compile = resolve_jit_compile(config.train.jit_compile)
     ends = stage_ends(model, config.train)
+    criteria = [model.selection_metric(stage) for stage in range(len(ends))]
     initial_epoch = initial_step = 0
     run.create()
     if resume:
@@ -201,20 +220,23 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
                 model.begin_stage(stage)
                 log(f"stage {stage + 1} of {len(ends)}: {model.stage_names[stage]}, epochs "
                     f"{first + 1} to {end}")
+            monitor, mode = criteria[stage]
+            log(f"best epoch chosen by {monitor} ({'highest' if mode == 'max' else 'lowest'})")
             if stage and (initial_epoch, initial_step) == (first, 0):  # starts now, not resumed
                 start_stage(model, stage_folder(run, model, stage - 1), strategy,
                             config.train.learning_rate)
             loop = TrainingLoop(model, strategy, jit_compile=jit_compile, profile=profile)
         epochs_run += _fit_stage(config, stage_folder(run, model, stage), loop, train_batches,
-                                 steps_per_epoch, batches["validation"], preview, end, verbose,
-                                 max(initial_epoch, first), initial_step, resume)
+                                 epoch_steps, batches["validation"], preview, end, verbose,
+                                 max(initial_epoch, first), initial_step, resume,
+                                 criteria[stage])
         prefix = f"{model.stage_names[stage]}/" if stage else ""
         traces.update({prefix + kind: count for kind, count in loop.traces().items()})
         initial_epoch, initial_step = end, 0
     seconds = time.perf_counter() - start
 
     run = stage_folder(run, model, len(ends) - 1)  # the last stage's best weights are the model
-    best = run.best_epoch()
+    best = run.best_epoch(*criteria[-1])
     if run.best_checkpoint.is_file():
         model.load_weights(run.best_checkpoint)
     if len(ends) > 1:
@@ -244,7 +266,7 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
         "epochs": config.train.epochs,
         "precision": {"value": config.train.precision, "reason": precision_reason},
         "best_epoch": best[0] if best else None,
-        "best_val_loss": best[1] if best else None,
+        "best_epoch_chosen_by": chosen_by(criteria[-1], best),
         "train_seconds": round(seconds, 2),
         "train_images_per_second": round(epochs_run * data.sizes["train"] / seconds, 1)
         if epochs_run else None,
@@ -253,7 +275,7 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
         # (checkpoints, logs, images), setting up each stage; `other` is what none of these
         # accounts for; and how often each step function was traced.
         **({"timing": {**profile.as_dict(total=seconds), "traces": traces}} if traces else {}),
-        **({"stages": stage_summary(run, model, ends)} if len(ends) > 1 else {}),
+        **({"stages": stage_summary(run, model, ends, criteria)} if len(ends) > 1 else {}),
         "test": test,
         "units": "nats per example (bits_per_dim: bits per pixel and channel)",
         "pictures": drawn,
@@ -288,20 +310,27 @@ def start_stage(model, previous, strategy, learning_rate):
         model.optimizer.build(model.trainable_variables)
 
 
-def stage_summary(run, model, ends):
-    """`{stage name: {epochs, best_epoch, best_val_loss}}` for metrics.json."""
+def stage_summary(run, model, ends, criteria):
+    """`{stage name: {epochs, best_epoch, best_epoch_chosen_by}}` for metrics.json."""
     summary = {}
     for stage, end in enumerate(ends):
-        best = stage_folder(run, model, stage).best_epoch()
+        best = stage_folder(run, model, stage).best_epoch(*criteria[stage])
         summary[model.stage_names[stage]] = {
             "epochs": end - (ends[stage - 1] if stage else 0),
             "best_epoch": best[0] if best else None,
-            "best_val_loss": best[1] if best else None}
+            "best_epoch_chosen_by": chosen_by(criteria[stage], best)}
     return summary
 
 
+def chosen_by(criterion, best):
+    """metrics.json's record of what chose the best epoch: the model's `selection_metric` and
+    the best epoch's value of it."""
+    monitor, mode = criterion
+    return {"metric": monitor, "mode": mode, "value": best[1] if best else None}
+
+
 def _fit_stage(config, run, loop, train_batches, steps_per_epoch, validation, preview, end,
-               verbose, initial_epoch, initial_step, resume):
+               verbose, initial_epoch, initial_step, resume, criterion):
     """Trains one stage to epoch `end` with its own history, best checkpoint and TensorBoard
     runs; returns the epochs run. An interrupt saves a step checkpoint and raises
     `TrainingInterrupted`. Image summaries are encoded and written on a background thread,
@@ -309,7 +338,7 @@ def _fit_stage(config, run, loop, train_batches, steps_per_epoch, validation, pr
     with BackgroundWriter() as writer:
         with loop.profile.clock("setup"):
             callbacks, interrupt, checkpoint = _stage_callbacks(config, run, loop, preview,
-                                                                writer, resume)
+                                                                writer, resume, criterion)
         try:
             history = loop.fit(train_batches, end, steps_per_epoch, validation_data=validation,
                                callbacks=callbacks, verbose=verbose, initial_epoch=initial_epoch,
@@ -330,10 +359,10 @@ def _fit_stage(config, run, loop, train_batches, steps_per_epoch, validation, pr
     return len(history.epoch)
 
 
-def _stage_callbacks(config, run, loop, preview, writer, resume):
-    best_so_far = run.best_epoch()
+def _stage_callbacks(config, run, loop, preview, writer, resume, criterion):
+    best_so_far = run.best_epoch(*criterion)
     tensorboard_dir = str(run.stage_tensorboard_dir)
-    best_model = BestModel(run.save_model, run.best_checkpoint,
+    best_model = BestModel(run.save_model, run.best_checkpoint, *criterion,
                            threshold=best_so_far[1] if best_so_far else None)
     checkpoint = StepCheckpoint(run.checkpoints_dir, loop, every=config.train.checkpoint_every,
                                 min_seconds=config.train.checkpoint_seconds,

@@ -38,6 +38,7 @@ class DIPVAE(VAE):
     """
 
     capabilities = Capabilities(batch_dependent_objective=True)
+    objective_is_elbo = False  # the best epoch is the one of the lowest val_loss
     metric_names = ("reconstruction", "kl", "elbo", "dip")
 
     def __init__(self, image_shape, dip_type="i", lambda_od=10.0, lambda_d=None, **kwargs):

@@ -69,6 +69,7 @@ class FactorVAE(VAE):
     """
 
     capabilities = Capabilities(batch_dependent_objective=True)
+    objective_is_elbo = False  # the best epoch is the one of the lowest val_loss
     metric_names = ("reconstruction", "kl", "elbo", "tc", "discriminator_loss",
                     "discriminator_accuracy")
 

@@ -48,6 +48,7 @@ class BetaTCVAE(VAE):
     """
 
     capabilities = Capabilities(batch_dependent_objective=True)
+    objective_is_elbo = False  # the best epoch is the one of the lowest val_loss
     data_arguments = ("image_shape", "train_size")
     metric_names = ("reconstruction", "kl", "elbo", "index_code_mi", "total_correlation",
                     "dimension_wise_kl")

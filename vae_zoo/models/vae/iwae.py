@@ -63,6 +63,10 @@ class IWAE(VAE):
             "iwae_bound": _log_mean_exp(log_px + log_ratio),
         }
 
+    def selection_metric(self, stage=0):
+        """The k-sample bound it trains on, tighter than the ELBO (beta = 1)."""
+        return ("val_iwae_bound", "max") if self.beta == 1.0 else ("val_loss", "min")
+
     def get_config(self):
         return {**super().get_config(), "k": self.k}
 

@@ -6,6 +6,8 @@ one resumed from a checkpoint, must still see the step it has trained for).
 
 import tensorflow as tf
 
+from vae_zoo.config.schema import is_fraction
+from vae_zoo.config.schema import length_in_steps
 from vae_zoo.errors import UserInputError
 
 KL_SCHEDULES = ("constant", "linear", "cyclical")
@@ -23,7 +25,10 @@ class KLSchedule:
 
     Args:
         kind: str. `"constant"`, `"linear"` or `"cyclical"`.
-        steps: int. Length of the warm-up (`linear`) or of all cycles together (`cyclical`).
+        steps: int. Length of the warm-up (`linear`) or of all cycles together (`cyclical`), in
+            steps. A fraction of the run (a float <= 1, the configs' default) is accepted only
+            by a `constant` schedule, which never reads it: `train.py` turns fractions into
+            steps when the run starts (`ZooModel.resolve_schedule_lengths`).
         cycles: int. Number of cycles M (`cyclical`).
         ratio: float. Fraction R of each cycle spent rising, in (0, 1] (`cyclical`).
     """
@@ -32,13 +37,13 @@ class KLSchedule:
         if kind not in KL_SCHEDULES:
             raise UserInputError(
                 f"kl_schedule must be one of {', '.join(KL_SCHEDULES)}, got {kind!r}")
-        if int(steps) < 1 or int(cycles) < 1:
-            raise UserInputError(
-                f"kl_schedule_steps and kl_cycles must be >= 1, got {steps} and {cycles}")
+        require_steps("kl_schedule_steps", steps, kind != "constant")
+        if int(cycles) < 1:
+            raise UserInputError(f"kl_cycles must be >= 1, got {cycles}")
         if not 0.0 < ratio <= 1.0:
             raise UserInputError(f"kl_ratio must be in (0, 1], got {ratio}")
         self.kind = kind
-        self.steps = int(steps)
+        self.steps = steps if is_fraction(steps) else int(steps)
         self.cycles = int(cycles)
         self.ratio = float(ratio)
 
@@ -58,3 +63,13 @@ class KLSchedule:
     def get_config(self):
         return {"kind": self.kind, "steps": self.steps, "cycles": self.cycles,
                 "ratio": self.ratio}
+
+
+def require_steps(name, length, in_use):
+    """Checks a schedule length given to a model: steps, or a fraction of the run when the
+    schedule is off. A model built outside `train.py` has no run to take a fraction of."""
+    length_in_steps(length, 1)  # a fraction or a whole number of steps
+    if in_use and is_fraction(length):
+        raise UserInputError(
+            f"model.{name}={length} is a fraction of the run, which train.py turns into steps "
+            f"when the run starts; a model built by hand needs the steps (e.g. {name}=10000)")

@@ -48,7 +48,10 @@ def test_cyclical_with_cycles_that_do_not_divide_the_steps():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"kind": "sigmoid"}, "kl_schedule must be one of constant, linear, cyclical"),
-    ({"kind": "linear", "steps": 0}, "must be >= 1"),
+    ({"kind": "linear", "steps": 0}, r"a fraction of the run in \(0, 1\] .* or a whole number"),
+    ({"kind": "linear", "steps": 0.5}, "kl_schedule_steps=0.5 is a fraction of the run"),
+    ({"kind": "linear", "steps": 2.5}, "or a whole number of steps"),
+    ({"kind": "cyclical", "cycles": 0}, "kl_cycles must be >= 1"),
     ({"kind": "cyclical", "ratio": 0.0}, r"kl_ratio must be in \(0, 1\]"),
 ])
 def test_bad_schedules_are_user_errors(kwargs, message):

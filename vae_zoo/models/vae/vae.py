@@ -46,7 +46,12 @@ class VAE(ZooModel):
         kl_schedule: str. The KL weight w(t) multiplying the penalty: `"constant"` (w = 1),
             `"linear"` (warm-up from 0 to 1 over `kl_schedule_steps`) or `"cyclical"`
             (`kl_cycles` cycles over `kl_schedule_steps`, each rising over `kl_ratio` of it).
-        kl_schedule_steps: int. Steps of the warm-up, or of all the cycles together.
+        kl_schedule_steps: int or float. Steps of the warm-up, or of all the cycles together;
+            a float <= 1 is a fraction of the run's training steps, which `train.py` turns
+            into steps when the run starts (`ZooModel.resolve_schedule_lengths`). The default,
+            the first half of the run, leaves the second half at w = 1, so the model the run
+            reports trains on the ELBO (10,000 steps, the old default, ended a 1,140-step run
+            at w = 0.11: a beta = 0.11 model reported as a VAE).
         kl_cycles: int. Number of cycles of the cyclical schedule.
         kl_ratio: float. Fraction of each cycle spent rising, in (0, 1].
         dtype: Keras dtype policy of the hidden layers, e.g. `"mixed_bfloat16"` to compute them
@@ -59,6 +64,8 @@ class VAE(ZooModel):
     """
 
     metric_names = ("reconstruction", "kl", "elbo")
+    schedule_lengths = {"kl_schedule_steps": 0}
+    objective_is_elbo = True  # False for variants that change the objective on purpose
 
     def __init__(
         self,
@@ -73,7 +80,7 @@ class VAE(ZooModel):
         learn_sigma=False,
         beta=1.0,
         kl_schedule="constant",
-        kl_schedule_steps=10000,
+        kl_schedule_steps=0.5,
         kl_cycles=4,
         kl_ratio=0.5,
         **kwargs,
@@ -155,8 +162,8 @@ class VAE(ZooModel):
         """The schedule's w(t) in [0, 1] after the steps trained so far; it scales the penalty.
 
         Held-out losses (`test_step`: validation, test) use w = 1, the objective the schedule ends
-        at, so that `val_loss`, which picks the best checkpoint, compares epochs on one objective
-        (a cyclical schedule would otherwise favour the epochs that end where w is near 0).
+        at, so that `val_loss` compares epochs on one objective (a cyclical schedule would
+        otherwise favour the epochs that end where w is near 0) and can pick the best epoch.
         """
         if self._held_out:
             return tf.constant(1.0)
@@ -168,6 +175,18 @@ class VAE(ZooModel):
             return super().test_step(data)
         finally:
             self._held_out = False
+
+    @classmethod
+    def schedules_in_use(cls, args):
+        scheduled = args.get("kl_schedule", "constant") != "constant"
+        return {"kl_schedule_steps"} if scheduled else set()
+
+    def selection_metric(self, stage=0):
+        """The validation ELBO when the objective at full weights is the negative ELBO (beta =
+        1, `objective_is_elbo`); otherwise that objective, `val_loss`."""
+        if self.objective_is_elbo and self.beta == 1.0:
+            return "val_elbo", "max"
+        return "val_loss", "min"
 
     def schedule_values(self):
         values = {"beta": self.beta}

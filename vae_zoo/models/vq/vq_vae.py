@@ -253,6 +253,11 @@ class VQVAE(ZooModel):
             return keras.ops.convert_to_numpy(self.codes(images))
         return super().example_input(input_name, images)
 
+    def selection_metric(self, stage=0):
+        """Reconstruction for the autoencoder (it has no density, and its codebook terms say
+        nothing of the images); the prior's -log p(codes), its loss, for the prior."""
+        return ("val_reconstruction", "min") if stage == 0 else ("val_loss", "min")
+
     def get_config(self):
         return {
             **super().get_config(),
