@@ -23,7 +23,8 @@ any thread:
 So collectives count only the time they do not overlap compute: with one core per worker that is
 the all-reduce's own work plus the wait for the slower peer. Traces of workers on one machine
 share a clock, which measures that wait apart (`peer_wait_ms`): for each collective of each step,
-the time from this worker's start of it to the last worker's. The window runs from the end of the
+the time from this worker's start of it to the last worker's (a collective launched while
+backpropagation still runs, with `bytes_per_pack`, hides part of that wait behind compute). The window runs from the end of the
 first traced step to the end of the last (whole periods, each holding one batch fetch, the
 callbacks and one step), and every number is the mean per step.
 """
