@@ -28,7 +28,9 @@ iterator's GetNext), tf.function call (the rest of the main thread's TensorFlow 
 and its executor before and between kernels) and host Python (nothing of TensorFlow running: the
 loop, callbacks, or the process waiting for its core) that is active on any thread. Per worker,
 the mean per step from the end of the first traced step to the end of the last; beside it, how
-long the collectives waited for the peer (the workers' traces share a clock). Writes
+long the collectives waited for the peer (the workers' traces share a clock). A second table
+gives where the chief's whole training went (`timing` of metrics.json: the steps after the
+first, the first step, the iterators, validation, callbacks): the steps are not all of it. Writes
 benchmarks/results/multi_worker_profile.{md,json}.
 """
 
@@ -138,6 +140,7 @@ def train_once(setup, model, epochs, batch_size, folder, profile_steps=None):
     if profile_steps:
         row["profile"] = add_peer_waits({worker: breakdown(trace) for worker, trace
                                          in worker_traces(run / "profile").items()})
+        row["timing"] = metrics["timing"]
     return row
 
 
@@ -250,6 +253,19 @@ def profile(args, batch_of):
             lines.append(f"| {row['setup']} | {row['batch_size']} | {worker} | "
                          f"{parts['step_ms']:.1f} | " + " | ".join(shares)
                          + f" | {parts['peer_wait_ms']:.1f} |")
+    lines += ["", "Where the whole training went (the chief's `timing` of metrics.json, "
+              "seconds; the traced steps are slower than the others by the profiler's cost):", "",
+              "| setup | train s | steps after the first | first step (tracing, first "
+              "collectives) | data (making and reading iterators) | validation | callbacks | "
+              "other (writing the trace included) |", "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        t = row["timing"]
+        parts = [t["train_steps"], t["first_train_step"], t["data"],
+                 t.get("first_test_step", 0) + t.get("validation_steps", 0),
+                 sum(v for k, v in t.items() if k.startswith("callback/"))]
+        parts.append(row["train_seconds"] - sum(parts))
+        lines.append(f"| {row['setup']} | {row['train_seconds']:.1f} | "
+                     + " | ".join(f"{seconds:.1f}" for seconds in parts) + " |")
     name = "multi_worker_profile" + ("_per_worker_batch" if args.per_worker_batch else "")
     write_results(args.out, name, "\n".join(lines),
                   {"rows": rows, "profile_steps": args.profile_steps, "epochs": args.epochs,

@@ -76,3 +76,4 @@ def test_multi_worker_profile_breaks_every_workers_traced_steps_down(tmp_path):
             assert parts["compute_ms"] > 0
     assert all(p["collectives_ms"] > 0 for p in rows[1]["profile"].values())
     assert rows[0]["profile"]["worker0"]["collectives_ms"] == 0
+    assert all(r["timing"]["train_steps"] > 0 for r in rows)  # the whole training's parts too
