@@ -2,6 +2,8 @@
 held to one core (`taskset`), and the time of the all-reduce every step adds.
 
     python benchmarks/multi_worker.py [--model conv_vae] [--epochs 3] [--rounds 2]
+                                      [--per-worker-batch 128]
+    python benchmarks/multi_worker.py --profile --epochs 1 [--profile-steps 5 16]
 
 Both train the same `train.py` run (the embedded MNIST sample, same global batch and seed); the
 workers get their TF_CONFIG from this script, as a cluster would give it. The rounds interleave the
@@ -10,6 +12,26 @@ first epoch's tracing included); CPU seconds are those of every process of the s
 and evaluation included. The all-reduce time is measured
 apart, in 2 workers that sum a tensor the size of the model's gradients 50 times.
 Writes benchmarks/results/multi_worker.{md,json}.
+
+`--per-worker-batch N` compares the setups at the same batch per process instead (the way users
+add workers: 1 process trains batches of N, 2 workers global batches of 2N), into
+benchmarks/results/multi_worker_per_worker_batch.{md,json}.
+
+`--profile` trains each setup once with a TensorFlow profiler trace of global steps 5-16
+(`train.profile_steps`, after the first step's tracing and the kernels' warm-up, inside the
+first epoch at global batches up to 256) and breaks every worker's trace down
+(benchmarks/trace_breakdown.py): each instant of the steps goes to the first of compute (op
+kernels other than collectives: convolutions, matmuls, element-wise ops, their gradients, the
+optimizer), collectives (`CollectiveReduceV2` from its start to its done callback, so waiting
+inside it for the peer counts, and the collective executor's own events), input (tf.data and the
+iterator's GetNext), tf.function call (the rest of the main thread's TensorFlow events: the call
+and its executor before and between kernels) and host Python (nothing of TensorFlow running: the
+loop, callbacks, or the process waiting for its core) that is active on any thread. Per worker,
+the mean per step from the end of the first traced step to the end of the last; beside it, how
+long the collectives waited for the peer (the workers' traces share a clock). A second table
+gives where the chief's whole training went (`timing` of metrics.json: the steps after the
+first, the first step, the iterators, validation, callbacks): the steps are not all of it. Writes
+benchmarks/results/multi_worker_profile.{md,json}.
 """
 
 import argparse
@@ -32,6 +54,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import RESULTS  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
+from benchmarks.trace_breakdown import CATEGORIES  # noqa: E402
+from benchmarks.trace_breakdown import add_peer_waits  # noqa: E402
+from benchmarks.trace_breakdown import breakdown  # noqa: E402
+from benchmarks.trace_breakdown import worker_traces  # noqa: E402
 
 ALL_REDUCE = textwrap.dedent("""
     import json, sys, time
@@ -86,13 +112,17 @@ def cluster_envs(n):
     return [{**os.environ, "TF_CONFIG": make_tf_config(addresses, i)} for i in range(n)]
 
 
-def train_once(setup, model, epochs, batch_size, folder):
+def train_once(setup, model, epochs, batch_size, folder, profile_steps=None):
+    """One training run of `setup`: its row of the table; with `profile_steps` (`[first,
+    last]`), also the breakdown of every worker's trace of those steps (`profile`)."""
     run = Path(tempfile.mkdtemp(dir=folder)) / "run"
     command = [sys.executable, "train.py", "--model", model, "--dataset", "mnist_sample",
                "--epochs", str(epochs), "--batch-size", str(batch_size), "--run-dir", str(run),
                "--set", "eval.iw_samples=2", "--set", "eval.iw_examples=64",
                "--set", "eval.pictures=false", "--set", "data.test_limit=256",
                "--set", "train.precision=float32"]
+    if profile_steps:
+        command += ["--set", f"train.profile_steps={list(profile_steps)}"]
     if setup == "1 process":
         wall, cpu, _ = run_processes([pinned(0, command)], [dict(os.environ)])
     else:
@@ -103,10 +133,15 @@ def train_once(setup, model, epochs, batch_size, folder):
         epochs_done = len(f.read().splitlines()) - 1
     metrics = json.loads((run / "metrics.json").read_text())
     images = metrics["sizes"]["train"] * epochs_done
-    return {"setup": setup, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
-            "train_seconds": metrics["train_seconds"],
-            "train_images_per_second": round(images / metrics["train_seconds"], 1),
-            "images_per_cpu_second": round(images / cpu, 1)}
+    row = {"setup": setup, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+           "train_seconds": metrics["train_seconds"],
+           "train_images_per_second": round(images / metrics["train_seconds"], 1),
+           "images_per_cpu_second": round(images / cpu, 1)}
+    if profile_steps:
+        row["profile"] = add_peer_waits({worker: breakdown(trace) for worker, trace
+                                         in worker_traces(run / "profile").items()})
+        row["timing"] = metrics["timing"]
+    return row
 
 
 def all_reduce_ms(size, repeats=50):
@@ -130,17 +165,28 @@ def main():
     parser.add_argument("--model", default="conv_vae")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128, help="the global batch")
+    parser.add_argument("--per-worker-batch", type=int,
+                        help="each process's batch instead (the global batch grows with workers)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--profile", action="store_true",
+                        help="trace --profile-steps of one run of each setup and break them down")
+    parser.add_argument("--profile-steps", type=int, nargs=2, default=[5, 16],
+                        metavar=("FIRST", "LAST"), help="global steps to trace (default 5 16)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
+    per_worker = args.per_worker_batch
+    batch_of = ({"1 process": per_worker, "2 workers": 2 * per_worker} if per_worker else
+                {"1 process": args.batch_size, "2 workers": args.batch_size})
+    if args.profile:
+        return profile(args, batch_of)
     folder = tempfile.mkdtemp(prefix="multi-worker-bench-")
     rows = []
     try:
         for round_ in range(args.rounds):
             for setup in ("1 process", "2 workers"):
-                row = train_once(setup, args.model, args.epochs, args.batch_size, folder)
-                rows.append({"round": round_ + 1, **row})
+                row = train_once(setup, args.model, args.epochs, batch_of[setup], folder)
+                rows.append({"round": round_ + 1, "batch_size": batch_of[setup], **row})
                 print(row, flush=True)
         params = count_params(args.model)
         reduce_ms = all_reduce_ms(params)
@@ -156,10 +202,12 @@ def main():
             "images_per_cpu_second": statistics.median(r["images_per_cpu_second"] for r in mine),
             "wall_seconds": statistics.median(r["wall_seconds"] for r in mine),
         })
-    steps_per_second = summary[1]["train_images_per_second"] / args.batch_size
+    steps_per_second = summary[1]["train_images_per_second"] / batch_of["2 workers"]
+    batches = (f"batch {per_worker} per process (global {2 * per_worker} for 2 workers)"
+               if per_worker else f"global batch {args.batch_size}")
     lines = [
-        f"{args.model}, {args.epochs} epochs of the embedded MNIST sample, global batch "
-        f"{args.batch_size}, each process held to one core; median of {args.rounds} interleaved "
+        f"{args.model}, {args.epochs} epochs of the embedded MNIST sample, {batches}, each "
+        f"process held to one core; median of {args.rounds} interleaved "
         f"rounds ({platform.processor() or platform.machine()}, {os.cpu_count()} cores).", "",
         "| setup | train images/s | images per CPU-second | wall s (incl. start-up, evaluation) |",
         "|---|---|---|---|",
@@ -169,10 +217,59 @@ def main():
     lines += ["", f"All-reduce of the gradients ({params:,} float32, RING over loopback, 2 workers): "
               f"{reduce_ms:.2f} ms per step, against {1e3 / steps_per_second:.0f} ms per "
               f"2-worker step."]
-    write_results(args.out, "multi_worker", "\n".join(lines),
+    name = "multi_worker_per_worker_batch" if per_worker else "multi_worker"
+    write_results(args.out, name, "\n".join(lines),
                   {"rows": rows, "summary": summary, "parameters": params,
                    "all_reduce_ms": reduce_ms, "epochs": args.epochs,
-                   "batch_size": args.batch_size})
+                   "batch_size": args.batch_size, "per_worker_batch": per_worker})
+
+
+def profile(args, batch_of):
+    """`--profile`: one traced run of each setup, and the breakdown of its steps per worker."""
+    folder = tempfile.mkdtemp(prefix="multi-worker-profile-")
+    try:
+        rows = []
+        for setup in ("1 process", "2 workers"):
+            row = train_once(setup, args.model, args.epochs, batch_of[setup], folder,
+                             profile_steps=args.profile_steps)
+            rows.append({"batch_size": batch_of[setup], **row})
+            print(row, flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    first, last = args.profile_steps
+    lines = [
+        f"{args.model}, embedded MNIST sample, each process held to one core; mean per step of "
+        f"global steps {first + 1}-{last} (traced {first}-{last}; "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores). "
+        "ms per step (share of the step).", "",
+        "| setup | batch (global) | worker | step ms | " + " | ".join(CATEGORIES)
+        + " | of collectives: waiting for the peer |",
+        "|---|---|---|---|" + "---|" * (len(CATEGORIES) + 1),
+    ]
+    for row in rows:
+        for worker, parts in row["profile"].items():
+            shares = [f"{parts[f'{c}_ms']:.1f} ({parts[f'{c}_ms'] / parts['step_ms']:.0%})"
+                      for c in CATEGORIES]
+            lines.append(f"| {row['setup']} | {row['batch_size']} | {worker} | "
+                         f"{parts['step_ms']:.1f} | " + " | ".join(shares)
+                         + f" | {parts['peer_wait_ms']:.1f} |")
+    lines += ["", "Where the whole training went (the chief's `timing` of metrics.json, "
+              "seconds; the traced steps are slower than the others by the profiler's cost):", "",
+              "| setup | train s | steps after the first | first step (tracing, first "
+              "collectives) | data (making and reading iterators) | validation | callbacks | "
+              "other (writing the trace included) |", "|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        t = row["timing"]
+        parts = [t["train_steps"], t["first_train_step"], t["data"],
+                 t.get("first_test_step", 0) + t.get("validation_steps", 0),
+                 sum(v for k, v in t.items() if k.startswith("callback/"))]
+        parts.append(row["train_seconds"] - sum(parts))
+        lines.append(f"| {row['setup']} | {row['train_seconds']:.1f} | "
+                     + " | ".join(f"{seconds:.1f}" for seconds in parts) + " |")
+    name = "multi_worker_profile" + ("_per_worker_batch" if args.per_worker_batch else "")
+    write_results(args.out, name, "\n".join(lines),
+                  {"rows": rows, "profile_steps": args.profile_steps, "epochs": args.epochs,
+                   "batch_size": args.batch_size, "per_worker_batch": args.per_worker_batch})
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ def test_ints_are_accepted_where_floats_are_due():
     ("data.image_size=[32]", r"data.image_size must be \[height, width\]"),
     ("train.precision=bf16",
      r"train.precision must be one of auto, float32, mixed_bfloat16, mixed_float16, got 'bf16'"),
+    ("train.profile_steps=[5, 2]", r"train.profile_steps must be \[first, last\] global steps"),
+    ("train.profile_steps=[5]", r"train.profile_steps must be \[first, last\] global steps"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(UserInputError, match=message):

@@ -27,6 +27,7 @@ from vae_zoo.training.callbacks import TensorBoard
 from vae_zoo.training.checkpoints import BestModel
 from vae_zoo.training.checkpoints import StepCheckpoint
 from vae_zoo.training.loop import EpochPipelines
+from vae_zoo.training.loop import TraceWindow
 
 
 def tiny_model():
@@ -49,9 +50,9 @@ def epochs_of(train, batch_size=16):
     return train_batches
 
 
-def fit(model, callbacks=(), epochs=2):
+def fit(model, callbacks=(), epochs=2, trace=None):
     """37 training images in batches of 16 (a last batch of 5), 10 validation images in 8 + 2."""
-    loop = TrainingLoop(model, tf.distribute.get_strategy())
+    loop = TrainingLoop(model, tf.distribute.get_strategy(), trace=trace)
     train = examples(37)
     loop.fit(epochs_of(train), epochs, 3,
              validation_data=make_pipeline(examples(10), 8, training=False),
@@ -71,6 +72,19 @@ def test_each_step_function_is_traced_once_and_the_profile_counts_every_part():
     assert seconds["train_steps"] > 0 and seconds["validation_steps"] > 0 and seconds["data"] > 0
     assert seconds["first_train_step"] > 0 and seconds["first_test_step"] > 0  # counted apart
     assert 0.1 <= seconds["callback/Slow"] < 0.5  # two epochs of 0.05 s, nothing else
+
+
+def test_a_trace_window_writes_a_profiler_trace_and_leaves_training_as_it_was(tmp_path):
+    keras.utils.set_random_seed(0)
+    plain = fit(tiny_model()).model.get_weights()
+    keras.utils.set_random_seed(0)
+    window = TraceWindow(tmp_path / "worker0", 2, 3)  # across the end of the first epoch
+    traced = fit(tiny_model(), trace=window).model.get_weights()
+    traces = list((tmp_path / "worker0").glob("plugins/profile/*/*.xplane.pb"))
+    assert len(traces) == 1 and traces[0].stat().st_size > 0
+    assert not window.active  # stopped after step 3
+    for a, b in zip(plain, traced):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_epoch_ends_save_only_when_the_last_checkpoint_is_old_enough_and_training_end_saves(

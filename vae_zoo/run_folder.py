@@ -9,6 +9,7 @@
       metrics.json           held-out metrics of the finished model
       pictures/              PNGs of what the model learned
       tensorboard/           train/validation scalars, images/, evaluation/, the projector
+      profile/worker<rank>/  profiler traces of `train.profile_steps`, one folder per worker
 
 A model trained in stages (a learned prior after the autoencoder) keeps the files above for its
 first stage and, for each later stage NAME, `history-NAME.csv`, `checkpoints/best-NAME.keras` and
@@ -52,6 +53,7 @@ class RunFolder:
     CHECKPOINTS = "checkpoints/steps"
     TENSORBOARD = "tensorboard"
     PICTURES = "pictures"
+    PROFILE = "profile"
 
     stage = None  # the name of a training stage after the first (`for_stage`)
 

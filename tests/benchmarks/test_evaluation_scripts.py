@@ -60,3 +60,20 @@ def test_multi_worker_script(tmp_path):
     assert [r["setup"] for r in data["rows"]] == ["1 process", "2 workers"]
     assert all(r["train_images_per_second"] > 0 and r["cpu_seconds"] > 0 for r in data["rows"])
     assert data["parameters"] > 100_000 and data["all_reduce_ms"] > 0
+
+
+def test_multi_worker_profile_breaks_every_workers_traced_steps_down(tmp_path):
+    run("multi_worker.py", "--model", "dense_vae", "--epochs", "1", "--profile",
+        "--profile-steps", "2", "5", "--out", str(tmp_path))
+    rows = json.loads((tmp_path / "multi_worker_profile.json").read_text())["rows"]
+    assert [sorted(r["profile"]) for r in rows] == [["worker0"], ["worker0", "worker1"]]
+    for row in rows:
+        for parts in row["profile"].values():
+            assert parts["steps"] == 3
+            shares = sum(parts[f"{c}_ms"] for c in ("compute", "collectives", "input",
+                                                     "tf.function call", "host Python"))
+            assert abs(shares - parts["step_ms"]) < 0.05  # every instant counted once
+            assert parts["compute_ms"] > 0
+    assert all(p["collectives_ms"] > 0 for p in rows[1]["profile"].values())
+    assert rows[0]["profile"]["worker0"]["collectives_ms"] == 0
+    assert all(r["timing"]["train_steps"] > 0 for r in rows)  # the whole training's parts too

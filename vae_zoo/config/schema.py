@@ -169,6 +169,15 @@ class TrainConfig:
     A model that trains in two stages (`Capabilities.stages`: a learned prior after the
     autoencoder) trains `epochs` epochs of the first and then `prior_epochs` of the second, in
     the same run; other models ignore `prior_epochs`.
+
+    `profile_steps: [first, last]` takes a TensorFlow profiler trace of global training steps
+    `first` to `last` (counted from 0 over the whole run, both included) on every worker, into
+    `profile_dir/worker<rank>` (default `profile_dir`: the run folder's `profile/`; every
+    worker, the chief's temporary-folder peers included, writes there, each its own
+    subfolder). Read it with TensorBoard's profile plugin (`tensorboard --logdir
+    <run>/profile`, with `tensorboard-plugin-profile` installed) or
+    `python benchmarks/multi_worker.py --profile`. Off by default: a trace slows the steps it
+    covers and writes several MB per worker.
     """
 
     epochs: int = 30
@@ -184,6 +193,8 @@ class TrainConfig:
     deterministic: bool = False
     cluster_timeout: float = 300.0
     from_preset: str | None = None
+    profile_steps: list[int] | None = None
+    profile_dir: str | None = None
 
     def validate(self):
         if self.epochs < 1:
@@ -216,6 +227,11 @@ class TrainConfig:
             raise UserInputError(
                 f"train.checkpoint_every must be >= 1 (or null: epoch ends only), "
                 f"got {self.checkpoint_every}")
+        window = self.profile_steps
+        if window is not None and (len(window) != 2 or not 0 <= window[0] <= window[1]):
+            raise UserInputError(
+                f"train.profile_steps must be [first, last] global steps with 0 <= first <= last, "
+                f"got {self.profile_steps}")
 
 
 @dataclasses.dataclass

@@ -16,6 +16,9 @@ examples), waiting for data (making, iterating and deleting each epoch's iterato
 callback, and how often each step function was traced, so that the cost of
 everything around the steps is known (benchmarks/time_to_result.py, `timing` in metrics.json).
 
+It can trace a window of steps with TensorFlow's profiler (`TraceWindow`, the config's
+`train.profile_steps`), on every worker, each step marked with its global step number.
+
 And it stops together: `request_stop` (Ctrl-C or SIGTERM, from `callbacks.GracefulInterrupt`)
 takes effect after the same step on every worker of a multi-worker run, so that all of them save
 a checkpoint of that step (see `TrainingLoop.request_stop`).
@@ -55,12 +58,15 @@ class TrainingLoop:
         model: a compiled `ZooModel`, built under `strategy.scope()`.
         strategy: the `tf.distribute.Strategy` the model was built under.
         jit_compile: bool. Compile the step functions with XLA.
+        profile: a `Profile` to add this loop's seconds to (default: a new one).
+        trace: a `TraceWindow` of global steps to trace with TensorFlow's profiler, or None.
     """
 
-    def __init__(self, model, strategy, jit_compile=False, profile=None):
+    def __init__(self, model, strategy, jit_compile=False, profile=None, trace=None):
         self.model = model
         self.strategy = strategy
         self.jit_compile = jit_compile
+        self.trace = trace or TraceWindow(None, 0, -1)  # an empty window: never traces
         self.epoch = 0  # the epoch being trained (or next to train)
         self.step = 0  # batches of `epoch` already trained
         self.profile = profile or Profile()
@@ -243,6 +249,7 @@ class TrainingLoop:
                 return self._fit(callbacks, train_batches, pipelines.get, epochs,
                                  validation_data, initial_epoch, initial_step)
         finally:
+            self.trace.stop()  # training ended, or failed, inside the window
             self._global_step = None
             self.profile.add_total(time.perf_counter() - start)
 
@@ -254,6 +261,7 @@ class TrainingLoop:
         self._global_step = self.global_step()
         callbacks.on_train_begin()
         logs, epoch_logs = {}, None
+        self.trace.update(self._global_step)
         while self.epoch < epochs:
             epoch = self.epoch
             with clock("metrics"):
@@ -263,15 +271,17 @@ class TrainingLoop:
                 batches = self.distribute_epoch(train_batches, epoch, self.step, pipelines)
                 train_function = self._function("train", batches)
             for batch in self.profile.timed_iter(batches):
-                callbacks.on_train_batch_begin(self.step)
-                with clock(self._step_part("train")):
-                    logs, steps = self._run_step(train_function, batch)
-                    logs = {key: float(value) for key, value in logs.items()}
-                    self._global_step = int(steps)
-                if not math.isfinite(logs.get("loss", 0.0)):
-                    raise TrainingDiverged(epoch, self.step, self.global_step(), logs)
-                self.step += 1
-                callbacks.on_train_batch_end(self.step - 1, logs)
+                with self.trace.step(self._global_step):
+                    callbacks.on_train_batch_begin(self.step)
+                    with clock(self._step_part("train")):
+                        logs, steps = self._run_step(train_function, batch)
+                        logs = {key: float(value) for key, value in logs.items()}
+                        self._global_step = int(steps)
+                    if not math.isfinite(logs.get("loss", 0.0)):
+                        raise TrainingDiverged(epoch, self.step, self.global_step(), logs)
+                    self.step += 1
+                    callbacks.on_train_batch_end(self.step - 1, logs)
+                self.trace.update(self._global_step)
                 if model.stop_training:
                     break
             with clock("metrics"):
@@ -365,6 +375,47 @@ class Profile:
         if total:
             parts["other"] = total - sum(parts.values())
         return {part: round(seconds, 4) for part, seconds in parts.items()}
+
+
+class TraceWindow:
+    """A TensorFlow profiler trace of global training steps `first` to `last` (both included)
+    into `logdir` (`tf.profiler.experimental`; TensorBoard's profile plugin reads it).
+
+    The trace starts as soon as the step before `first` has ended (its callbacks included), so it
+    holds whole steps: fetching each batch, the callbacks, the step, and whatever else the loop
+    does in between (an epoch's end, when one falls inside). Each step is marked as a
+    `train` step with its global step number (`step_num`), which the profile plugin's step-time
+    view and `benchmarks/multi_worker.py --profile` read. Outside the window the loop runs as
+    without it.
+
+    Args:
+        logdir: str or Path. Where the trace goes (`plugins/profile/<time>/<host>.xplane.pb`).
+        first, last: int. The global steps (`steps_trained` before the step) to trace.
+    """
+
+    def __init__(self, logdir, first, last):
+        self.logdir, self.first, self.last = logdir, first, last
+        self.active = False
+
+    def update(self, steps_trained):
+        """Starts or stops the trace for the step that runs next (`steps_trained` so far)."""
+        if not self.active and self.first <= steps_trained <= self.last:
+            tf.profiler.experimental.start(str(self.logdir))
+            self.active = True
+        elif self.active and steps_trained > self.last:
+            self.stop()
+
+    def step(self, global_step):
+        """A context that marks one step in the trace (nothing when not tracing)."""
+        if not self.active:
+            return contextlib.nullcontext()
+        return tf.profiler.experimental.Trace("train", step_num=global_step, _r=1)
+
+    def stop(self):
+        """Ends the trace and writes it out; nothing when not tracing."""
+        if self.active:
+            self.active = False
+            tf.profiler.experimental.stop()
 
 
 class EpochPipelines:

@@ -36,6 +36,7 @@ from vae_zoo.training.checkpoints import StepCheckpoint
 from vae_zoo.training.checkpoints import latest_checkpoint
 from vae_zoo.training.checkpoints import restore
 from vae_zoo.training.loop import Profile
+from vae_zoo.training.loop import TraceWindow
 from vae_zoo.training.loop import TrainingLoop
 from vae_zoo.training.precision import keep_recorded_precision
 from vae_zoo.training.precision import resolve_precision
@@ -211,6 +212,7 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
 
     start = time.perf_counter()
     epochs_run, profile, traces = 0, Profile(), {}  # one profile for every stage's loop
+    trace = trace_window(config.train, run, current_cluster() if multi_worker else None)
     for stage, end in enumerate(ends):
         first = ends[stage - 1] if stage else 0
         if initial_epoch >= end:
@@ -225,7 +227,8 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
             if stage and (initial_epoch, initial_step) == (first, 0):  # starts now, not resumed
                 start_stage(model, stage_folder(run, model, stage - 1), strategy,
                             config.train.learning_rate)
-            loop = TrainingLoop(model, strategy, jit_compile=jit_compile, profile=profile)
+            loop = TrainingLoop(model, strategy, jit_compile=jit_compile, profile=profile,
+                                trace=trace)
         epochs_run += _fit_stage(config, stage_folder(run, model, stage), loop, train_batches,
                                  epoch_steps, batches["validation"], preview, end, verbose,
                                  max(initial_epoch, first), initial_step, resume,
@@ -282,6 +285,20 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
     }
     run.write_metrics(metrics)
     return metrics
+
+
+def trace_window(train_config, run, cluster):
+    """The `TraceWindow` of `train.profile_steps` for this worker (None when off).
+
+    Every worker writes its own `worker<rank>` subfolder of `train.profile_dir` or of the real
+    run folder's `profile/`, never of its temporary folder, which `cleanup()` deletes: so the
+    chief's run folder (on a shared filesystem) or the given path receives every worker's trace.
+    """
+    if train_config.profile_steps is None:
+        return None
+    folder = Path(train_config.profile_dir or run.path / run.PROFILE)
+    return TraceWindow(folder / f"worker{cluster.rank if cluster else 0}",
+                       *train_config.profile_steps)
 
 
 def stage_ends(model, train_config):
