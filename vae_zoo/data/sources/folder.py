@@ -64,6 +64,18 @@ def _in_chunks(pool, function, items):
         yield from zip(chunk, pool.map(function, chunk))
 
 
+def _readable(results, skip, skipped):
+    """The `(path, result)` pairs whose result is not a reason the file cannot be read; such a
+    file is refused in one line, or with `skip` appended to `skipped`."""
+    for path, result in results:
+        if not isinstance(result, str):
+            yield path, result
+        elif skip:
+            skipped.append(path)
+        else:
+            raise UserInputError(f"cannot read image {path}: {result}")
+
+
 def _prepare(folder, files, config, target):
     """Decodes every file into a prepared folder at `target`; returns its store."""
     from PIL import Image
@@ -75,15 +87,10 @@ def _prepare(folder, files, config, target):
         # Headers first (size and mode, no pixels): a folder of mixed sizes is refused, and the
         # colour mode chosen, before anything is decoded or written.
         kept, sizes, modes = [], set(), set()
-        for path, header in _in_chunks(pool, _header, files):
-            if isinstance(header, str):
-                if not skip:
-                    raise UserInputError(f"cannot read image {path}: {header}")
-                skipped.append(path)
-            else:
-                kept.append(path)
-                sizes.add(header[0])
-                modes.add(header[1])
+        for path, header in _readable(_in_chunks(pool, _header, files), skip, skipped):
+            kept.append(path)
+            sizes.add(header[0])
+            modes.add(header[1])
         if not kept:
             raise prepared.nothing_readable(f"image folder {folder}")
         if config.image_size is None and len(sizes) > 1:
@@ -104,14 +111,9 @@ def _prepare(folder, files, config, target):
                 len(kept), "decoding") as bar:
             writer = prepared.RecordWriter(partial, shape)
             images = []
-            for path, image in _in_chunks(pool, decode, kept):
-                if isinstance(image, str):
-                    if not skip:
-                        raise UserInputError(f"cannot read image {path}: {image}")
-                    skipped.append(path)
-                else:
-                    images.append(image)
-                    kept_files.append(path)
+            for path, image in _readable(_in_chunks(pool, decode, kept), skip, skipped):
+                images.append(image)
+                kept_files.append(path)
                 if len(images) == CHUNK:
                     writer.write(np.stack(images))
                     images = []
