@@ -2,8 +2,8 @@
 `time_to_result.py` compares dense_vae's 50-epoch run with. It runs from its own venv, never
 vae_zoo's (pythae and torch are no dependency of vae_zoo):
 
-    python -m venv /work/venvs/pythae && /work/venvs/pythae/bin/pip install pythae
-    /work/venvs/pythae/bin/python benchmarks/pythae_vae.py DATA.npz --epochs 50
+    python -m venv ../pythae-venv && ../pythae-venv/bin/pip install pythae
+    ../pythae-venv/bin/python benchmarks/pythae_vae.py DATA.npz --epochs 50
 
 DATA.npz is written by time_to_result.py (x_train, x_validation as 0/255 uint8). Prints one JSON
 line: wall and CPU seconds of the training pipeline (its per-epoch evaluation, logging and

@@ -1,7 +1,7 @@
 """Time to result: whole `python train.py` runs of every zoo model, where their seconds go, and
 the importance-weighted NLL's speed against the machine's float32 matrix peak.
 
-    python benchmarks/time_to_result.py [--epochs 30] [--models ...] [--pythae /work/venvs/pythae/bin/python]
+    python benchmarks/time_to_result.py [--epochs 30] [--models ...] [--pythae $PYTHAE_PYTHON]
 
 1. Every zoo model (every `zoo_configs/*.yaml`, so new models are included) trains its default
    run on the embedded MNIST sample in a subprocess. From the run's `metrics.json` `timing` (the
@@ -180,7 +180,7 @@ def versus_pythae(runs, pythae_python, rounds, epochs):
             rows.append({"round": r, "who": result["framework"], "process_wall": round(wall, 2),
                          "process_cpu": round(cpu, 2), "train_wall": result["wall_seconds"],
                          "train_cpu": result["cpu_seconds"], "params": result["params"],
-                         "command": f"{pythae_python} benchmarks/pythae_vae.py DATA.npz "
+                         "command": "$PYTHAE_PYTHON benchmarks/pythae_vae.py DATA.npz "
                                     f"--epochs {epochs}"})
     return rows
 
@@ -350,7 +350,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="*", help="zoo models (default: every zoo config)")
     parser.add_argument("--epochs", type=int, help="epochs per run (default: each zoo default)")
-    parser.add_argument("--pythae", help="python of a venv with pythae (none: skip its runs)")
+    parser.add_argument("--pythae", default=os.environ.get("PYTHAE_PYTHON"),
+                        help="python of a venv with pythae (default: $PYTHAE_PYTHON; none: skip "
+                             "its runs)")
     parser.add_argument("--pythae-epochs", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds of 2. and 3.")
     parser.add_argument("--k", type=int, default=5000)
