@@ -98,9 +98,9 @@ def build(name, dataset, images):
 
     def train_one_epoch():
         epoch = next(epochs)
-        def train_batches(epoch, start_step=0, shard=None):
+        def train_batches(epoch, start_step=0, shard=None, epochs=1):
             return make_pipeline(examples, BATCH_SIZE, training=True, epoch=epoch,
-                                 start_step=start_step, shard=shard)
+                                 start_step=start_step, shard=shard, epochs=epochs)
 
         loop.fit(train_batches, epochs=epoch + 1, steps_per_epoch=steps, verbose=0,
                  initial_epoch=epoch)

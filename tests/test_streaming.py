@@ -89,6 +89,26 @@ def test_an_epoch_sees_every_training_image_once_in_an_order_of_seed_and_epoch(t
     np.testing.assert_array_equal(epoch(0, start_step=5), first[5 * 16:])  # resuming mid-epoch
 
 
+
+def test_several_epochs_in_one_dataset_are_the_epochs_one_after_the_other(tmp_path):
+    """One dataset feeds a whole run (one iterator): the same batches, binarisation included,
+    as building each epoch alone, for one process and for each worker's part."""
+    id_images(tmp_path / "images", 75)
+    data = load_data(config(tmp_path / "images", **STREAMED))
+    cfg = config(tmp_path / "images", binarize=True)
+
+    def batches(**kwargs):
+        return [b["x"].numpy() for b in make_batches(data, "train", cfg, seed=2, **kwargs)]
+
+    for shard in (None, (1, 2, 2)):
+        alone = (batches(epoch=3, start_step=2, shard=shard) + batches(epoch=4, shard=shard)
+                 + batches(epoch=5, shard=shard))
+        together = batches(epoch=3, start_step=2, shard=shard, epochs=3)
+        assert len(together) == len(alone)
+        for a, b in zip(alone, together):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("replicas", [2, 3])
 def test_workers_read_disjoint_parts_of_every_batch_that_together_make_the_epoch(tmp_path,
                                                                                  replicas):

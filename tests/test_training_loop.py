@@ -26,7 +26,6 @@ from vae_zoo.training.callbacks import StopRequested
 from vae_zoo.training.callbacks import TensorBoard
 from vae_zoo.training.checkpoints import BestModel
 from vae_zoo.training.checkpoints import StepCheckpoint
-from vae_zoo.training.loop import EpochPipelines
 from vae_zoo.training.loop import TraceWindow
 
 
@@ -43,9 +42,9 @@ def examples(n):
 
 def epochs_of(train, batch_size=16):
     """The loop's `train_batches` for a split."""
-    def train_batches(epoch, start_step=0, shard=None):
+    def train_batches(epoch, start_step=0, shard=None, epochs=1):
         return make_pipeline(train, batch_size, training=True, epoch=epoch,
-                             start_step=start_step, shard=shard)
+                             start_step=start_step, shard=shard, epochs=epochs)
 
     return train_batches
 
@@ -120,7 +119,7 @@ def test_a_stop_request_stops_one_process_at_the_next_batch_boundary_sigterm_fir
     train, interrupt = examples(37), GracefulInterrupt(loop)
     try:
         with pytest.raises(StopRequested) as stop:
-            loop.fit(lambda epoch: make_pipeline(train, 16, training=True, epoch=epoch), 2, 3,
+            loop.fit(epochs_of(train), 2, 3,
                      callbacks=[interrupt, SignalAtBatch1()], verbose=0)
     finally:
         interrupt.restore()  # the trainer does so after its checkpoint
@@ -230,23 +229,27 @@ def test_summaries_written_in_the_background_equal_keras_written_on_the_training
     assert tensorboard_values(tmp_path / "ours") == expected
 
 
-def test_the_next_epochs_pipeline_is_built_ahead_on_another_thread_and_its_errors_surface():
-    built = []
+def test_one_dataset_feeds_the_whole_run_and_a_resumed_run_gets_the_rest_of_it():
+    """The loop asks for the batches once per fit (one iterator for every epoch), and for the
+    batches from the resume point on; validation is read whole after every epoch."""
+    asked = []
+    train = examples(37)
 
-    def train_batches(epoch):
-        built.append((epoch, threading.current_thread().name))
-        if epoch == 3:
-            raise ValueError("no such epoch")
-        return f"batches of {epoch}"
+    def train_batches(epoch, start_step=0, shard=None, epochs=1):
+        asked.append((epoch, start_step, epochs))
+        return epochs_of(train)(epoch, start_step, shard, epochs)
 
-    with EpochPipelines(train_batches, epochs=3) as pipelines:
-        assert pipelines.get(1) == "batches of 1"  # a resumed run: the first is built here
-        assert pipelines.get(2) == "batches of 2"
-    assert built[0] == (1, "MainThread")
-    assert built[1][0] == 2 and built[1][1].startswith("vae_zoo-data")
-    assert len(built) == 2  # nothing after the last epoch
+    seen = []
 
-    with EpochPipelines(train_batches, epochs=4) as pipelines:
-        pipelines.get(2)
-        with pytest.raises(ValueError, match="no such epoch"):
-            pipelines.get(3)
+    class CountTestBatches(keras.callbacks.Callback):
+        def on_test_batch_end(self, batch, logs=None):
+            seen.append(batch)
+
+    loop = TrainingLoop(tiny_model(), tf.distribute.get_strategy())
+    loop.fit(train_batches, 3, 3, validation_data=make_pipeline(examples(10), 8, training=False),
+             callbacks=[CountTestBatches()], verbose=0)
+    assert asked == [(0, 0, 3)]
+    assert seen == [0, 1] * 3  # 10 images in 8 + 2, each epoch
+    loop.fit(train_batches, 5, 3, initial_epoch=3, initial_step=1, verbose=0)
+    assert asked[1] == (3, 1, 2)
+    assert int(loop.model.steps_trained.numpy()) == 9 + 2 + 3

@@ -5,7 +5,7 @@ from vae_zoo.data.pipeline import make_pipeline
 
 
 def make_batches(data, split, data_config, seed=0, batch_size=None, limit=None, epoch=0,
-                 start_step=0, shard=None):
+                 start_step=0, shard=None, epochs=1):
     """Batched example dicts of `data.splits[split]`, prepared as `data_config` says.
 
     Args:
@@ -19,6 +19,7 @@ def make_batches(data, split, data_config, seed=0, batch_size=None, limit=None, 
         start_step: int. The first batch to produce (a run resumed mid-epoch).
         shard: optional `(pipeline_id, num_pipelines, num_replicas)`: only this input
             pipeline's per-replica parts of each batch (see `make_pipeline`).
+        epochs: int. For `"train"`: how many epochs from `epoch` on, one after the other.
     """
     examples = data.splits[split]
     if limit is not None:
@@ -26,7 +27,7 @@ def make_batches(data, split, data_config, seed=0, batch_size=None, limit=None, 
     return make_pipeline(
         examples, batch_size or data_config.batch_size, training=split == "train", seed=seed,
         binarize=data_config.binarize, image_size=data_config.image_size, epoch=epoch,
-        start_step=start_step, shard=shard,
+        start_step=start_step, shard=shard, epochs=epochs,
     )
 
 

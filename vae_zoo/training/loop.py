@@ -25,7 +25,6 @@ a checkpoint of that step (see `TrainingLoop.request_stop`).
 """
 
 import collections
-import concurrent.futures
 import contextlib
 import gc
 import math
@@ -71,6 +70,7 @@ class TrainingLoop:
         self.step = 0  # batches of `epoch` already trained
         self.profile = profile or Profile()
         self._functions = {}
+        self._read_metrics = None  # the metrics read in one call, across machines
         self._called = set()  # the step functions called (and so traced) already
         self._global_step = None  # `steps_trained` as the last step returned it, while fitting
         self._several_workers = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
@@ -203,34 +203,38 @@ class TrainingLoop:
         return self.strategy.experimental_distribute_dataset(_pipeline_options(
             dataset, tf.data.experimental.AutoShardPolicy.DATA))
 
-    def distribute_epoch(self, train_batches, epoch, step, pipelines):
-        """The training batches of `epoch` from batch `step` on, distributed.
+    def distribute_run(self, train_batches, epoch, step, epochs):
+        """The training batches from batch `step` of `epoch` to the end of epoch `epochs - 1`,
+        distributed, as one dataset: one iterator feeds the whole run.
 
         Across machines each worker builds only its own part of every batch
         (`distribute_datasets_from_function`): it reads only its own examples, instead of reading
         every global batch and dropping the other workers' parts.
         """
+        count = epochs - epoch
         if self._several_workers:
             def per_worker(context):
                 shard = (context.input_pipeline_id, context.num_input_pipelines,
                          context.num_replicas_in_sync)
-                return _pipeline_options(train_batches(epoch, start_step=step, shard=shard))
+                return _pipeline_options(train_batches(epoch, start_step=step, shard=shard,
+                                                       epochs=count))
 
             return self.strategy.distribute_datasets_from_function(per_worker)
-        batches = pipelines(epoch) if step == 0 else train_batches(epoch, start_step=step)
-        return self.distribute(batches)
+        return self.distribute(train_batches(epoch, start_step=step, epochs=count))
 
     def fit(self, train_batches, epochs, steps_per_epoch, validation_data=None, callbacks=(),
             verbose=1, initial_epoch=0, initial_step=0):
         """Trains from `(initial_epoch, initial_step)` to the end of `epochs`; returns History.
 
         Args:
-            train_batches: callable `(epoch, start_step=0, shard=None) -> tf.data.Dataset`: the
-                global batches of that epoch from batch `start_step` on, or with `shard`
-                (`(pipeline_id, num_pipelines, num_replicas)`) one input pipeline's per-replica
-                parts of them (see `vae_zoo.data.make_pipeline`).
+            train_batches: callable `(epoch, start_step=0, shard=None, epochs=1) ->
+                tf.data.Dataset`: the global batches of `epochs` consecutive epochs from batch
+                `start_step` of `epoch` on, or with `shard` (`(pipeline_id, num_pipelines,
+                num_replicas)`) one input pipeline's per-replica parts of them (see
+                `vae_zoo.data.make_pipeline`).
             epochs: int. The epoch to stop after.
-            steps_per_epoch: int. Batches in one epoch.
+            steps_per_epoch: int. Batches in one epoch: the loop takes that many from
+                `train_batches` per epoch.
             validation_data: a `tf.data.Dataset` of global batches, evaluated after each epoch.
             callbacks: Keras callbacks (their train, test, epoch and batch hooks all run).
             verbose: 0 (silent), 1 (progress bar) or 2 (one line per epoch).
@@ -245,32 +249,41 @@ class TrainingLoop:
                 epochs=epochs, steps=steps_per_epoch, model=model)
             callbacks.callbacks = [TimedCallback(c, self.profile) for c in callbacks.callbacks]
         try:
-            with frozen_garbage_collector(), EpochPipelines(train_batches, epochs) as pipelines:
-                return self._fit(callbacks, train_batches, pipelines.get, epochs,
+            with frozen_garbage_collector():
+                return self._fit(callbacks, train_batches, epochs, steps_per_epoch,
                                  validation_data, initial_epoch, initial_step)
         finally:
             self.trace.stop()  # training ended, or failed, inside the window
             self._global_step = None
             self.profile.add_total(time.perf_counter() - start)
 
-    def _fit(self, callbacks, train_batches, pipelines, epochs, validation_data, initial_epoch,
-             initial_step):
+    def _fit(self, callbacks, train_batches, epochs, steps_per_epoch, validation_data,
+             initial_epoch, initial_step):
         model, clock = self.model, self.profile.clock
         model.stop_training = False
         self.epoch, self.step = initial_epoch, initial_step
         self._global_step = self.global_step()
         callbacks.on_train_begin()
         logs, epoch_logs = {}, None
+        if self.epoch >= epochs:
+            callbacks.on_train_end(logs=epoch_logs)
+            return model.history
+        with clock("data_pipeline"):
+            batches = self.distribute_run(train_batches, self.epoch, self.step, epochs)
+            train_function = self._function("train", batches)
+            validation = (None if validation_data is None
+                          else RepeatedBatches(validation_data, self.distribute))
+        with clock("data"):
+            iterator = iter(batches)
         self.trace.update(self._global_step)
         while self.epoch < epochs:
             epoch = self.epoch
             with clock("metrics"):
                 model.reset_metrics()
             callbacks.on_epoch_begin(epoch)
-            with clock("data_pipeline"):
-                batches = self.distribute_epoch(train_batches, epoch, self.step, pipelines)
-                train_function = self._function("train", batches)
-            for batch in self.profile.timed_iter(batches):
+            while self.step < steps_per_epoch:
+                with clock("data"):
+                    batch = next(iterator)
                 with self.trace.step(self._global_step):
                     callbacks.on_train_batch_begin(self.step)
                     with clock(self._step_part("train")):
@@ -286,8 +299,8 @@ class TrainingLoop:
                     break
             with clock("metrics"):
                 epoch_logs = self.metrics_result()
-            if validation_data is not None:
-                val_logs = self.evaluate(validation_data, callbacks)
+            if validation is not None:
+                val_logs = self.evaluate(validation, callbacks)
                 epoch_logs.update({f"val_{key}": value for key, value in val_logs.items()})
             self.epoch, self.step = epoch + 1, 0
             callbacks.on_epoch_end(epoch, epoch_logs)
@@ -304,18 +317,24 @@ class TrainingLoop:
         return f"first_{kind}_step"
 
     def evaluate(self, batches, callbacks=None):
-        """Mean of every tracked term over `batches`; runs the test hooks of `callbacks`."""
+        """Mean of every tracked term over `batches` (a dataset, or `RepeatedBatches`, whose
+        one iterator serves every evaluation of a run); runs the test hooks of `callbacks`."""
         model = self.model
         with self.profile.clock("metrics"):
             model.reset_metrics()
         if callbacks is not None:
             callbacks.on_test_begin()
-        logs, step = {}, 0
+        logs = {}
         clock = self.profile.clock
         with clock("data_pipeline"):
-            batches = self.distribute(batches)
-            test_function = self._function("test", batches)
-        for batch in self.profile.timed_iter(batches):
+            if not isinstance(batches, RepeatedBatches):
+                batches = RepeatedBatches(batches, self.distribute)
+            test_function = self._function("test", batches.dataset)
+        with clock("data"):
+            iterator = batches.iterator()
+        for step in range(batches.count):
+            with clock("data"):
+                batch = next(iterator)
             if callbacks is not None:
                 callbacks.on_test_batch_begin(step)
             with clock(self._step_part("test")):
@@ -323,15 +342,22 @@ class TrainingLoop:
                 logs = {key: float(value) for key, value in logs.items()}
             if callbacks is not None:
                 callbacks.on_test_batch_end(step, logs)
-            step += 1
         logs = self.metrics_result()
         if callbacks is not None:
             callbacks.on_test_end(logs)
         return logs
 
     def metrics_result(self):
-        """Every tracked term, as floats: the global values, whatever the strategy."""
-        return {key: float(value) for key, value in self.model.get_metrics_result().items()}
+        """Every tracked term, as floats: the global values, whatever the strategy.
+
+        Across machines reading a metric is a collective; eagerly, each is launched on its own
+        (about 85 ms an epoch for a VAE's terms on 2 workers, measured), so they are read in one
+        compiled call."""
+        if not self._several_workers:
+            return {key: float(value) for key, value in self.model.get_metrics_result().items()}
+        if self._read_metrics is None:
+            self._read_metrics = tf.function(self.model.get_metrics_result)
+        return {key: float(value) for key, value in self._read_metrics().items()}
 
     def global_step(self):
         """The model's `steps_trained`: as the last training step returned it while fitting."""
@@ -353,19 +379,6 @@ class Profile:
 
     def clock(self, part):
         return _Clock(self.seconds, part)
-
-    def timed_iter(self, iterable):
-        """Iterates `iterable`, counting the time to make the iterator, fetch each item and
-        delete the iterator as `data`."""
-        with self.clock("data"):
-            iterator = iter(iterable)
-        while True:
-            with self.clock("data"):
-                item = next(iterator, _END)
-                if item is _END:
-                    del iterator
-                    return
-            yield item
 
     def as_dict(self, total=None):
         """Seconds per part, and `other`: what no part accounts for in `total` (by default the
@@ -418,37 +431,33 @@ class TraceWindow:
             tf.profiler.experimental.stop()
 
 
-class EpochPipelines:
-    """Each epoch's training batches; the next epoch's are built on a thread while this one
-    trains.
-
-    Building an epoch's pipeline (drawing its order, tracing its map, tf.data's Python) takes
-    tens of milliseconds, as long as a tenth of a small model's epoch, and depends on the epoch
-    alone, so it need not wait for the epoch before it to end.
+class RepeatedBatches:
+    """A finite dataset distributed once and read through one iterator, `count` batches per
+    pass: a held-out set evaluated after every epoch costs one iterator per run, not one per
+    epoch (under MultiWorkerMirroredStrategy, making one is a round of collectives and deleting
+    one waits for its threads).
 
     Args:
-        train_batches: callable `epoch -> tf.data.Dataset`.
-        epochs: int. The last epoch is `epochs - 1`: nothing is built after it.
+        dataset: a `tf.data.Dataset` of global batches with a known, finite number of batches
+            (the zoo's pipelines have one), or one that can be counted.
+        distribute: callable `dataset -> distributed dataset` (`TrainingLoop.distribute`).
     """
 
-    def __init__(self, train_batches, epochs):
-        self.train_batches, self.epochs = train_batches, epochs
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vae_zoo-data")
-        self._ahead = {}  # epoch -> the future of its batches
+    def __init__(self, dataset, distribute):
+        count = int(dataset.cardinality())
+        if count == tf.data.INFINITE_CARDINALITY:
+            raise ValueError("a held-out dataset must be finite: it is read whole each time")
+        if count < 0:  # unknown: counted once
+            count = int(dataset.reduce(np.int64(0), lambda n, _: n + 1))
+        self.count = count
+        self.dataset = distribute(dataset.repeat())
+        self._iterator = None
 
-    def get(self, epoch):
-        """`train_batches(epoch)`, and starts building the next epoch's."""
-        future = self._ahead.pop(epoch, None)
-        batches = future.result() if future is not None else self.train_batches(epoch)
-        if epoch + 1 < self.epochs:
-            self._ahead[epoch + 1] = self._pool.submit(self.train_batches, epoch + 1)
-        return batches
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def iterator(self):
+        """The one iterator, at the start of a pass when the last pass was read whole."""
+        if self._iterator is None:
+            self._iterator = iter(self.dataset)
+        return self._iterator
 
 
 @contextlib.contextmanager
@@ -466,9 +475,6 @@ def frozen_garbage_collector():
         yield
     finally:
         gc.unfreeze()
-
-
-_END = object()
 
 
 def _pipeline_options(dataset, shard_policy=None):

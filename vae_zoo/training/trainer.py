@@ -175,9 +175,9 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
         log(f"data: {note}")
     seed = config.train.seed
 
-    def train_batches(epoch, start_step=0, shard=None):
+    def train_batches(epoch, start_step=0, shard=None, epochs=1):
         return make_batches(data, "train", config.data, seed=seed, epoch=epoch,
-                            start_step=start_step, shard=shard)
+                            start_step=start_step, shard=shard, epochs=epochs)
 
     batches = {split: make_batches(data, split, config.data, seed=seed)
                for split in ("validation", "test")}
