@@ -2,12 +2,14 @@
 held to one core (`taskset`), and the time of the all-reduce every step adds.
 
     python benchmarks/multi_worker.py [--model conv_vae] [--epochs 3] [--rounds 2]
-                                      [--per-worker-batch 128]
+                                      [--per-worker-batch 128] [--setups ...]
     python benchmarks/multi_worker.py --profile --epochs 1 [--profile-steps 5 16]
 
-Both train the same `train.py` run (the embedded MNIST sample, same global batch and seed); the
-workers get their TF_CONFIG from this script, as a cluster would give it. The rounds interleave the
-two setups. Training images/s is over the whole training (`train_seconds` of metrics.json, the
+Every setup trains the same `train.py` run (the embedded MNIST sample, same global batch and
+seed); the workers get their TF_CONFIG from this script, as a cluster would give it. `--setups`
+picks among 1 process on one core, 2 workers on one core each, the same with the gradients summed
+in bfloat16 (`train.all_reduce_dtype`), and 1 process on both cores. The rounds interleave the
+setups. Training images/s is over the whole training (`train_seconds` of metrics.json, the
 first epoch's tracing included); CPU seconds are those of every process of the setup, start-up
 and evaluation included. The all-reduce time is measured
 apart, in 2 workers that sum a tensor the size of the model's gradients 50 times.
@@ -64,10 +66,10 @@ ALL_REDUCE = textwrap.dedent("""
     from vae_zoo.distribute import multi_worker_strategy
     strategy = multi_worker_strategy()
     import tensorflow as tf
-    size, repeats = int(sys.argv[1]), int(sys.argv[2])
+    size, repeats, dtype = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 
     def replica_sum():
-        gradients = tf.ones([size])  # the size of the model's gradients
+        gradients = tf.ones([size], dtype)  # the size of the model's gradients
         return tf.distribute.get_replica_context().all_reduce("SUM", gradients)
 
     @tf.function
@@ -84,8 +86,19 @@ ALL_REDUCE = textwrap.dedent("""
 """)
 
 
-def pinned(core, command):
-    return (["taskset", "-c", str(core)] if shutil.which("taskset") else []) + command
+# Each setup: (its name in the tables, processes, the cores each is held to, config overrides).
+SETUPS = {
+    "1": ("1 process", 1, ["0"], []),
+    "2": ("2 workers", 2, ["0", "1"], []),
+    "2-bf16": ("2 workers, bfloat16 all-reduce", 2, ["0", "1"],
+               ["train.all_reduce_dtype=bfloat16"]),
+    "1-2cores": ("1 process on 2 cores", 1, ["0,1"], []),
+}
+DEFAULT_SETUPS = ["1", "2"]
+
+
+def pinned(cores, command):
+    return (["taskset", "-c", str(cores)] if shutil.which("taskset") else []) + command
 
 
 def run_processes(commands, envs):
@@ -123,20 +136,25 @@ def train_once(setup, model, epochs, batch_size, folder, profile_steps=None):
                "--set", "train.precision=float32"]
     if profile_steps:
         command += ["--set", f"train.profile_steps={list(profile_steps)}"]
-    if setup == "1 process":
-        wall, cpu, _ = run_processes([pinned(0, command)], [dict(os.environ)])
+    label, processes, cores, overrides = SETUPS[setup]
+    for override in overrides:
+        command += ["--set", override]
+    if processes == 1:
+        wall, cpu, _ = run_processes([pinned(cores[0], command)], [dict(os.environ)])
     else:
-        envs = cluster_envs(2)
+        envs = cluster_envs(processes)
         wall, cpu, _ = run_processes(
-            [pinned(i, command + ["--strategy", "multi_worker"]) for i in range(2)], envs)
+            [pinned(cores[i], command + ["--strategy", "multi_worker"])
+             for i in range(processes)], envs)
     with open(run / "history.csv") as f:
         epochs_done = len(f.read().splitlines()) - 1
     metrics = json.loads((run / "metrics.json").read_text())
     images = metrics["sizes"]["train"] * epochs_done
-    row = {"setup": setup, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+    row = {"setup": label, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
            "train_seconds": metrics["train_seconds"],
            "train_images_per_second": round(images / metrics["train_seconds"], 1),
-           "images_per_cpu_second": round(images / cpu, 1)}
+           "images_per_cpu_second": round(images / cpu, 1),
+           "test_elbo": round(metrics["test"].get("elbo", float("nan")), 2)}
     if profile_steps:
         row["profile"] = add_peer_waits({worker: breakdown(trace) for worker, trace
                                          in worker_traces(run / "profile").items()})
@@ -144,9 +162,9 @@ def train_once(setup, model, epochs, batch_size, folder, profile_steps=None):
     return row
 
 
-def all_reduce_ms(size, repeats=50):
+def all_reduce_ms(size, repeats=50, dtype="float32"):
     envs = cluster_envs(2)
-    command = [sys.executable, "-c", ALL_REDUCE, str(size), str(repeats)]
+    command = [sys.executable, "-c", ALL_REDUCE, str(size), str(repeats), dtype]
     _, _, stdouts = run_processes([pinned(i, command) for i in range(2)], envs)
     return json.loads(stdouts[0].strip().splitlines()[-1])["median_ms"]
 
@@ -168,6 +186,10 @@ def main():
     parser.add_argument("--per-worker-batch", type=int,
                         help="each process's batch instead (the global batch grows with workers)")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--setups", nargs="+", default=DEFAULT_SETUPS, choices=list(SETUPS),
+                        help="what to compare: " + "; ".join(
+                            f"{key}: {value[0]}" for key, value in SETUPS.items())
+                        + " (default: %(default)s)")
     parser.add_argument("--profile", action="store_true",
                         help="trace --profile-steps of one run of each setup and break them down")
     parser.add_argument("--profile-steps", type=int, nargs=2, default=[5, 16],
@@ -176,47 +198,51 @@ def main():
     args = parser.parse_args()
 
     per_worker = args.per_worker_batch
-    batch_of = ({"1 process": per_worker, "2 workers": 2 * per_worker} if per_worker else
-                {"1 process": args.batch_size, "2 workers": args.batch_size})
+    batch_of = {setup: (per_worker * SETUPS[setup][1] if per_worker else args.batch_size)
+                for setup in args.setups}
     if args.profile:
         return profile(args, batch_of)
     folder = tempfile.mkdtemp(prefix="multi-worker-bench-")
     rows = []
     try:
         for round_ in range(args.rounds):
-            for setup in ("1 process", "2 workers"):
+            for setup in args.setups:
                 row = train_once(setup, args.model, args.epochs, batch_of[setup], folder)
                 rows.append({"round": round_ + 1, "batch_size": batch_of[setup], **row})
                 print(row, flush=True)
         params = count_params(args.model)
-        reduce_ms = all_reduce_ms(params)
+        reduce_ms = {dtype: all_reduce_ms(params, dtype=dtype) for dtype in ("float32", "bfloat16")}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
     summary = []
-    for setup in ("1 process", "2 workers"):
-        mine = [r for r in rows if r["setup"] == setup]
+    for setup in args.setups:
+        mine = [r for r in rows if r["setup"] == SETUPS[setup][0]]
         summary.append({
-            "setup": setup,
+            "setup": SETUPS[setup][0],
             "train_images_per_second": statistics.median(r["train_images_per_second"] for r in mine),
             "images_per_cpu_second": statistics.median(r["images_per_cpu_second"] for r in mine),
             "wall_seconds": statistics.median(r["wall_seconds"] for r in mine),
+            "test_elbo": statistics.median(r["test_elbo"] for r in mine),
         })
-    steps_per_second = summary[1]["train_images_per_second"] / batch_of["2 workers"]
+    base = summary[0]["train_images_per_second"]
+    for row in summary:
+        row["speed_up"] = round(row["train_images_per_second"] / base, 2)
     batches = (f"batch {per_worker} per process (global {2 * per_worker} for 2 workers)"
                if per_worker else f"global batch {args.batch_size}")
     lines = [
-        f"{args.model}, {args.epochs} epochs of the embedded MNIST sample, {batches}, each "
-        f"process held to one core; median of {args.rounds} interleaved "
+        f"{args.model}, {args.epochs} epochs of the embedded MNIST sample, {batches}; "
+        f"processes held to their cores with taskset; median of {args.rounds} interleaved "
         f"rounds ({platform.processor() or platform.machine()}, {os.cpu_count()} cores).", "",
-        "| setup | train images/s | images per CPU-second | wall s (incl. start-up, evaluation) |",
-        "|---|---|---|---|",
+        f"| setup | train images/s | against {summary[0]['setup']} | images per CPU-second | "
+        "wall s (incl. start-up, evaluation) | test ELBO (256 images) |",
+        "|---|---|---|---|---|---|",
     ]
-    lines += [f"| {s['setup']} | {s['train_images_per_second']:.0f} | "
-              f"{s['images_per_cpu_second']:.0f} | {s['wall_seconds']:.0f} |" for s in summary]
-    lines += ["", f"All-reduce of the gradients ({params:,} float32, RING over loopback, 2 workers): "
-              f"{reduce_ms:.2f} ms per step, against {1e3 / steps_per_second:.0f} ms per "
-              f"2-worker step."]
+    lines += [f"| {s['setup']} | {s['train_images_per_second']:.0f} | {s['speed_up']:.2f}x | "
+              f"{s['images_per_cpu_second']:.0f} | {s['wall_seconds']:.0f} | "
+              f"{s['test_elbo']:.2f} |" for s in summary]
+    lines += ["", f"All-reduce of the gradients ({params:,} values, RING over loopback, 2 workers), "
+              "ms: " + ", ".join(f"{ms:.2f} in {dtype}" for dtype, ms in reduce_ms.items()) + "."]
     name = "multi_worker_per_worker_batch" if per_worker else "multi_worker"
     write_results(args.out, name, "\n".join(lines),
                   {"rows": rows, "summary": summary, "parameters": params,
@@ -229,7 +255,7 @@ def profile(args, batch_of):
     folder = tempfile.mkdtemp(prefix="multi-worker-profile-")
     try:
         rows = []
-        for setup in ("1 process", "2 workers"):
+        for setup in args.setups:
             row = train_once(setup, args.model, args.epochs, batch_of[setup], folder,
                              profile_steps=args.profile_steps)
             rows.append({"batch_size": batch_of[setup], **row})

@@ -55,11 +55,14 @@ def test_output_layer_script(tmp_path):
 
 def test_multi_worker_script(tmp_path):
     run("multi_worker.py", "--model", "dense_vae", "--epochs", "1", "--rounds", "1",
-        "--out", str(tmp_path))
+        "--setups", "1", "2-bf16", "--out", str(tmp_path))
     data = json.loads((tmp_path / "multi_worker.json").read_text())
-    assert [r["setup"] for r in data["rows"]] == ["1 process", "2 workers"]
+    assert [r["setup"] for r in data["rows"]] == ["1 process", "2 workers, bfloat16 all-reduce"]
     assert all(r["train_images_per_second"] > 0 and r["cpu_seconds"] > 0 for r in data["rows"])
-    assert data["parameters"] > 100_000 and data["all_reduce_ms"] > 0
+    assert data["parameters"] > 100_000
+    assert set(data["all_reduce_ms"]) == {"float32", "bfloat16"}
+    assert all(ms > 0 for ms in data["all_reduce_ms"].values())
+    assert data["summary"][0]["speed_up"] == 1.0
 
 
 def test_multi_worker_profile_breaks_every_workers_traced_steps_down(tmp_path):

@@ -13,6 +13,7 @@ from vae_zoo.errors import UserInputError
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+ALL_REDUCE_DTYPES = ("float32", "bfloat16")  # train.all_reduce_dtype
 
 
 class _Loader(yaml.SafeLoader):
@@ -178,6 +179,10 @@ class TrainConfig:
     <run>/profile`, with `tensorboard-plugin-profile` installed) or
     `python benchmarks/multi_worker.py --profile`. Off by default: a trace slows the steps it
     covers and writes several MB per worker.
+
+    `all_reduce_dtype: bfloat16` sums the gradients across workers or devices in bfloat16:
+    half the bytes on the network, each gradient rounded to 8 bits of mantissa
+    (`vae_zoo.distribute.compression`); `float32` (the default) sums them exactly.
     """
 
     epochs: int = 30
@@ -195,6 +200,7 @@ class TrainConfig:
     from_preset: str | None = None
     profile_steps: list[int] | None = None
     profile_dir: str | None = None
+    all_reduce_dtype: str = "float32"
 
     def validate(self):
         if self.epochs < 1:
@@ -211,6 +217,9 @@ class TrainConfig:
             raise UserInputError(
                 f"train.jit_compile must be auto, true or false, got {self.jit_compile!r}"
             )
+        if self.all_reduce_dtype not in ALL_REDUCE_DTYPES:
+            raise UserInputError(f"train.all_reduce_dtype must be one of "
+                                 f"{', '.join(ALL_REDUCE_DTYPES)}, got {self.all_reduce_dtype!r}")
         if self.precision not in PRECISIONS:
             raise UserInputError(
                 f"train.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"

@@ -18,6 +18,7 @@ from vae_zoo.data import images_of
 from vae_zoo.data import load_data
 from vae_zoo.data import make_batches
 from vae_zoo.distribute import current_cluster
+from vae_zoo.distribute.compression import compress_all_reduce
 from vae_zoo.distribute import strategy_for
 from vae_zoo.distribute import wants_multi_worker
 from vae_zoo.errors import UserInputError
@@ -111,7 +112,7 @@ def prepare(config, log=print):
         model = config.model.build(data.spec,
                                    precision=resolve_precision(config.train.precision)[0])
         model.seed = config.train.seed
-        model.compile(**model.make_optimizers(config.train.learning_rate))
+        compile_model(model, config.train.learning_rate, config.train.all_reduce_dtype)
         if config.train.from_preset:
             from vae_zoo.presets import resolve_preset
 
@@ -226,7 +227,7 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
             log(f"best epoch chosen by {monitor} ({'highest' if mode == 'max' else 'lowest'})")
             if stage and (initial_epoch, initial_step) == (first, 0):  # starts now, not resumed
                 start_stage(model, stage_folder(run, model, stage - 1), strategy,
-                            config.train.learning_rate)
+                            config.train.learning_rate, config.train.all_reduce_dtype)
             loop = TrainingLoop(model, strategy, jit_compile=jit_compile, profile=profile,
                                 trace=trace)
         epochs_run += _fit_stage(config, stage_folder(run, model, stage), loop, train_batches,
@@ -315,7 +316,15 @@ def stage_folder(run, model, stage):
     return run.for_stage(model.stage_names[stage] if stage else None)
 
 
-def start_stage(model, previous, strategy, learning_rate):
+def compile_model(model, learning_rate, all_reduce_dtype):
+    """Compiles `model` with its optimizers, each summing gradients across replicas in
+    `all_reduce_dtype` (`train.all_reduce_dtype`)."""
+    model.compile(**model.make_optimizers(learning_rate))
+    for name in model.optimizer_variables():
+        compress_all_reduce(getattr(model, name), all_reduce_dtype)
+
+
+def start_stage(model, previous, strategy, learning_rate, all_reduce_dtype):
     """Starts a stage after the first: from the previous stage's best weights (the step counter
     goes on: checkpoints are numbered by it), with a fresh optimizer over all trainable weights."""
     steps = model.steps_trained.numpy()
@@ -323,7 +332,7 @@ def start_stage(model, previous, strategy, learning_rate):
         model.load_weights(previous.best_checkpoint)
     model.steps_trained.assign(steps)
     with strategy.scope():
-        model.compile(**model.make_optimizers(learning_rate))
+        compile_model(model, learning_rate, all_reduce_dtype)
         model.optimizer.build(model.trainable_variables)
 
 
