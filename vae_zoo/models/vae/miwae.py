@@ -30,6 +30,7 @@ class MIWAE(IWAE):
     """
 
     metric_names = ("reconstruction", "kl", "elbo", "iwae_bound", "miwae_bound")
+    bound_name = "miwae_bound"
 
     def __init__(self, image_shape, k=8, m=8, **kwargs):
         if int(m) < 1:
@@ -43,27 +44,10 @@ class MIWAE(IWAE):
     def draws(self):
         return self.m * self.k
 
-    def call(self, inputs, training=None):
-        x = self.as_batch(inputs)["x"]
-        z_mean, z_log_var = self.encoder(x, training=training)
-        log_px, log_ratio = self.importance_terms(x, z_mean, z_log_var, self.draws, training)
-        return {"z_mean": z_mean, "z_log_var": z_log_var, "log_px": log_px,
-                "log_ratio": log_ratio}
-
-    def grouped(self, log_w):
+    def bound(self, log_w):
         """`(M * K, batch)` -> the mean over M of the K-sample log-mean-exps: `(batch,)`."""
         groups = tf.reshape(log_w, [self.m, self.k, -1])
         return tf.reduce_mean(_log_mean_exp(tf.transpose(groups, [1, 0, 2])), axis=0)
-
-    def loss_terms(self, batch, outputs):
-        terms = super().loss_terms(batch, outputs)
-        log_px, log_ratio = outputs["log_px"], outputs["log_ratio"]
-        tempered = log_px + self.kl_weight() * self.beta * log_ratio
-        return {**terms, "loss": -self.grouped(tempered),
-                "miwae_bound": self.grouped(log_px + log_ratio)}
-
-    def selection_metric(self, stage=0):
-        return ("val_miwae_bound", "max") if self.beta == 1.0 else ("val_loss", "min")
 
     def get_config(self):
         return {**super().get_config(), "m": self.m}
@@ -90,6 +74,7 @@ class CIWAE(IWAE):
     """
 
     metric_names = ("reconstruction", "kl", "elbo", "iwae_bound", "ciwae_bound")
+    bound_name = "ciwae_bound"
 
     def __init__(self, image_shape, k=64, combination=0.5, **kwargs):
         if not 0.0 <= combination <= 1.0:
@@ -99,19 +84,9 @@ class CIWAE(IWAE):
         # === Config ===
         self.combination = float(combination)
 
-    def combined(self, log_w):
+    def bound(self, log_w):
         return (self.combination * tf.reduce_mean(log_w, axis=0)
                 + (1.0 - self.combination) * _log_mean_exp(log_w))
-
-    def loss_terms(self, batch, outputs):
-        terms = super().loss_terms(batch, outputs)
-        log_px, log_ratio = outputs["log_px"], outputs["log_ratio"]
-        tempered = log_px + self.kl_weight() * self.beta * log_ratio
-        return {**terms, "loss": -self.combined(tempered),
-                "ciwae_bound": self.combined(log_px + log_ratio)}
-
-    def selection_metric(self, stage=0):
-        return ("val_ciwae_bound", "max") if self.beta == 1.0 else ("val_loss", "min")
 
     def get_config(self):
         return {**super().get_config(), "combination": self.combination}
