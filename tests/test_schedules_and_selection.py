@@ -83,6 +83,12 @@ def test_held_out_capacity_loss_is_at_c_max(mnist_images):
     ("factor_vae", 0, ("val_loss", "min")),
     ("vq_vae", 0, ("val_reconstruction", "min")),
     ("vq_vae", 1, ("val_loss", "min")),
+    ("ae", 0, ("val_reconstruction", "min")),
+    ("rae_gp", 0, ("val_reconstruction", "min")),
+    ("wae_mmd", 0, ("val_reconstruction", "min")),
+    ("info_vae", 0, ("val_elbo", "max")),
+    ("miwae", 0, ("val_miwae_bound", "max")),
+    ("ciwae", 0, ("val_ciwae_bound", "max")),
 ])
 def test_each_model_declares_what_chooses_its_best_epoch(name, stage, criterion):
     assert build_zoo_model(name, (28, 28, 1)).selection_metric(stage) == criterion

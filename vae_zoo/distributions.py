@@ -32,6 +32,18 @@ def standard_normal(latent_dim, dtype=tf.float32):
     )
 
 
+def standard_normal_draws(n, latent_dim, seed=None):
+    """`n` draws z ~ N(0, I), `(n, latent_dim)`: random, or the same for the same int `seed`.
+
+    `tf.random.normal` lowers to TFLite's RANDOM_STANDARD_NORMAL builtin, so the `sample`
+    endpoint converts; a fixed seed takes the stateless op, for pictures that compare like with
+    like across epochs.
+    """
+    if seed is None:
+        return tf.random.normal([n, latent_dim])
+    return tf.random.stateless_normal([n, latent_dim], seed=[int(seed), 0])
+
+
 def kl_to_standard_normal(mean, log_var):
     """KL(N(mean, diag(exp(log_var))) || N(0, I)) in nats, summed over dimensions: `(batch,)`."""
     return tfd.kl_divergence(diagonal_gaussian(mean, log_var),

@@ -97,6 +97,9 @@ def summary(results):
     if "elbo" in results:
         parts.append(f"test ELBO {results['elbo']:.2f} nats (reconstruction "
                      f"{results['reconstruction']:.2f}, KL {results['kl']:.2f})")
+    elif "reconstruction" in results and "perplexity" not in results:  # no density: an AE's
+        parts.append(f"test loss {results['loss']:.4f} (reconstruction "
+                     f"{results['reconstruction']:.2f} nats)")
     else:
         parts.append(f"test loss {results['loss']:.4f}")
     if "iw_nll" in results:

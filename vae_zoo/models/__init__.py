@@ -22,3 +22,7 @@ from vae_zoo.models.factor import FactorVAE  # noqa: E402
 from vae_zoo.models.tcvae import BetaTCVAE  # noqa: E402
 from vae_zoo.models.dip import DIPVAE  # noqa: E402
 from vae_zoo.models.hvae import HVAE  # noqa: E402
+from vae_zoo.models.ae import AE  # noqa: E402
+from vae_zoo.models.ae import RAE  # noqa: E402
+from vae_zoo.models.mmd import WAE  # noqa: E402
+from vae_zoo.models.mmd import InfoVAE  # noqa: E402

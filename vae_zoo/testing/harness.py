@@ -501,8 +501,8 @@ class ZooModelChecks:
                           f"{reason}")
         deterministic = [e for e in model.deterministic_endpoints if e not in excluded]
         representative = calibration_inputs(examples, deterministic, count=32)
-        interpreter = Interpreter(model_content=convert_to_tflite(version_dir, quantize,
-                                                                  representative))
+        interpreter = Interpreter(model_content=convert_to_tflite(
+            version_dir, quantize, representative, exclude=tuple(excluded)))
         expected_signatures = deterministic if quantize == "int8" else [
             e for e in model.serving_endpoints() if e not in excluded]
         assert sorted(interpreter.get_signature_list()) == sorted(expected_signatures)

@@ -255,8 +255,9 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
         # wait for the other workers, which are done.
         model = run.load_model()
 
-    log(f"evaluating on {data.sizes['test']} test images "
-        f"(importance-weighted NLL with k={config.eval.iw_samples})")
+    iw_note = (f" (importance-weighted NLL with k={config.eval.iw_samples})"
+               if model.capabilities.has_density else "")
+    log(f"evaluating on {data.sizes['test']} test images{iw_note}")
     settings = EvalSettings(iw_samples=config.eval.iw_samples, iw_examples=config.eval.iw_examples,
                             progress=verbose == 1, num_examples=data.sizes.get("test"))
     test, drawn = evaluate_and_report(model, batches["test"], run, step=ends[-1],

@@ -34,6 +34,7 @@ class IWAE(VAE):
     """
 
     metric_names = ("reconstruction", "kl", "elbo", "iwae_bound")
+    bound_name = "iwae_bound"  # the bound the loss is the negative of (a variant's own)
 
     def __init__(self, image_shape, k=5, **kwargs):
         if int(k) < 1:
@@ -46,9 +47,19 @@ class IWAE(VAE):
     def call(self, inputs, training=None):
         x = self.as_batch(inputs)["x"]
         z_mean, z_log_var = self.encoder(x, training=training)
-        log_px, log_ratio = self.importance_terms(x, z_mean, z_log_var, self.k, training)
+        log_px, log_ratio = self.importance_terms(x, z_mean, z_log_var, self.draws, training)
         return {"z_mean": z_mean, "z_log_var": z_log_var, "log_px": log_px,
                 "log_ratio": log_ratio}
+
+    @property
+    def draws(self):
+        """Draws z ~ q(z|x) per example and step."""
+        return self.k
+
+    def bound(self, log_w):
+        """The bound on log p(x) from the weights `(draws, batch)`: the k-sample bound here; a
+        variant that combines the same weights otherwise overrides this and `bound_name`."""
+        return _log_mean_exp(log_w)
 
     def loss_terms(self, batch, outputs):
         log_px, log_ratio = outputs["log_px"], outputs["log_ratio"]  # (k, batch) each
@@ -56,16 +67,17 @@ class IWAE(VAE):
         reconstruction = -tf.reduce_mean(log_px, axis=0)
         kl = self.kl_divergence(outputs)
         return {
-            "loss": -_log_mean_exp(tempered),
+            "loss": -self.bound(tempered),
             "reconstruction": reconstruction,
             "kl": kl,
             "elbo": -(reconstruction + kl),
-            "iwae_bound": _log_mean_exp(log_px + log_ratio),
+            "iwae_bound": _log_mean_exp(log_px + log_ratio),  # over every draw
+            self.bound_name: self.bound(log_px + log_ratio),
         }
 
     def selection_metric(self, stage=0):
-        """The k-sample bound it trains on, tighter than the ELBO (beta = 1)."""
-        return ("val_iwae_bound", "max") if self.beta == 1.0 else ("val_loss", "min")
+        """The bound it trains on, tighter than the ELBO (beta = 1)."""
+        return (f"val_{self.bound_name}", "max") if self.beta == 1.0 else ("val_loss", "min")
 
     def get_config(self):
         return {**super().get_config(), "k": self.k}

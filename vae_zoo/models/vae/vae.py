@@ -4,19 +4,21 @@ import tensorflow_probability as tfp
 
 from vae_zoo.distributions import diagonal_gaussian
 from vae_zoo.distributions import standard_normal
+from vae_zoo.distributions import standard_normal_draws
 from vae_zoo.errors import UserInputError
 from vae_zoo.layers import DiagonalGaussianHead
 from vae_zoo.layers import Sampling
 from vae_zoo.layers import get_likelihood
 from vae_zoo.models.base import ZooModel
 from vae_zoo.models.base import register_model
+from vae_zoo.models.image_networks import ImageNetworks
 from vae_zoo.models.vae.schedules import KLSchedule
 from vae_zoo.networks import build_decoder
 from vae_zoo.networks import build_encoder
 
 
 @register_model
-class VAE(ZooModel):
+class VAE(ImageNetworks, ZooModel):
     """Variational autoencoder (Kingma & Welling, 2014) trained on the negative ELBO, in nats.
 
     Per example, `loss = -log p(x|z) + w(t) * beta * KL(q(z|x) || p(z))` with z ~ q(z|x) drawn
@@ -91,26 +93,17 @@ class VAE(ZooModel):
             raise UserInputError(f"beta must be >= 0, got {beta}")
         super().__init__(image_shape, **kwargs)
 
+        # === Config === (the networks' first: the layers are built from it)
+        self.keep_network_config(latent_dim, network, filters, hidden_units, kernel_size,
+                                 likelihood, sigma, learn_sigma)
+
         # === Layers ===
-        network_args = dict(
-            filters=None if filters is None else tuple(filters),
-            hidden_units=None if hidden_units is None else tuple(hidden_units),
-            kernel_size=kernel_size,
-        )
-        self.encoder, self.decoder = self.build_networks(network, image_shape, int(latent_dim),
-                                                         network_args)
+        self.encoder, self.decoder = self.build_networks(network, image_shape, self.latent_dim,
+                                                         self.network_args())
         self.sampling = Sampling(dtype="float32", name="sampling")
         self.likelihood = get_likelihood(likelihood, sigma=sigma, learn_sigma=learn_sigma)
 
         # === Config ===
-        self.latent_dim = int(latent_dim)
-        self.network = network
-        self.filters = None if filters is None else list(filters)
-        self.hidden_units = None if hidden_units is None else list(hidden_units)
-        self.kernel_size = kernel_size
-        self.likelihood_name = likelihood
-        self.sigma = sigma
-        self.learn_sigma = learn_sigma
         self.beta = float(beta)
         self.kl_schedule = KLSchedule(kl_schedule, kl_schedule_steps, kl_cycles, kl_ratio)
         self._held_out = False
@@ -214,11 +207,7 @@ class VAE(ZooModel):
 
     def sample_latents(self, n, seed=None):
         """`n` draws z ~ p(z), `(n, latent_dim)`; a prior other than N(0, I) overrides this."""
-        # tf.random.normal lowers to TFLite's RANDOM_STANDARD_NORMAL builtin; a fixed seed takes
-        # the stateless op, for pictures that compare like with like across epochs.
-        if seed is None:
-            return tf.random.normal([n, self.latent_dim])
-        return tf.random.stateless_normal([n, self.latent_dim], seed=[int(seed), 0])
+        return standard_normal_draws(n, self.latent_dim, seed)
 
     def log_importance_weights(self, x, num_samples):
         x = tf.convert_to_tensor(x, tf.float32)
@@ -249,10 +238,6 @@ class VAE(ZooModel):
         variables than z (a hierarchy) draws and scores them here."""
         return self.prior().log_prob(z) - diagonal_gaussian(z_mean, z_log_var).log_prob(z)
 
-    @property
-    def continuous_observations(self):
-        return self.likelihood_name == "gaussian"
-
     # --- Serving ----------------------------------------------------------------------------
 
     def serving_endpoints(self):
@@ -269,15 +254,7 @@ class VAE(ZooModel):
     def get_config(self):
         return {
             **super().get_config(),
-            "image_shape": list(self.image_shape),
-            "latent_dim": self.latent_dim,
-            "network": self.network,
-            "filters": self.filters,
-            "hidden_units": self.hidden_units,
-            "kernel_size": self.kernel_size,
-            "likelihood": self.likelihood_name,
-            "sigma": self.sigma,
-            "learn_sigma": self.learn_sigma,
+            **self.network_config(),
             "beta": self.beta,
             "kl_schedule": self.kl_schedule.kind,
             "kl_schedule_steps": self.kl_schedule.steps,
