@@ -5,6 +5,7 @@ import tensorflow_probability as tfp
 from vae_zoo.distributions import diagonal_gaussian
 from vae_zoo.layers import DiagonalGaussianHead
 from vae_zoo.models.vae.vae import VAE
+from vae_zoo.networks import build_decoder
 from vae_zoo.networks import build_encoder
 
 tfd = tfp.distributions
@@ -66,7 +67,8 @@ class FlowVAE(VAE):
         z_mean, z_log_var = head(features.output)
         encoder = keras.Model(features.input, [z_mean, z_log_var, flow_head(features.output)],
                               name="encoder")
-        _, decoder = super().build_networks(network, image_shape, latent_dim, network_args)
+        decoder = build_decoder(network, image_shape, latent_dim, dtype=self.dtype_policy,
+                                **network_args)
         return encoder, decoder
 
     def flow(self, z0, parameters):
@@ -75,15 +77,21 @@ class FlowVAE(VAE):
         bijector = self.bijector(parameters)
         return bijector.forward(z0), bijector.forward_log_det_jacobian(z0, event_ndims=1)
 
+    def draw(self, z_mean, z_log_var, parameters, seed=None):
+        """Draws `(..., batch, latent)` as z_mean's shape (k draws: z_mean repeated k times) and
+        scores them: `{"z0", "z", "log_det", "log_q"}`, log_q = log q(z_K|x)."""
+        z0 = self.sampling((z_mean, z_log_var), seed=seed)
+        z, log_det = self.flow(z0, parameters)  # the parameters broadcast over k draws
+        log_q = diagonal_gaussian(z_mean, z_log_var).log_prob(z0) - log_det
+        return {"z0": z0, "z": z, "log_det": log_det, "log_q": log_q}
+
     def call(self, inputs, training=None):
         x = self.as_batch(inputs)["x"]
         z_mean, z_log_var, parameters = self.encoder(x, training=training)
-        z0 = self.sampling((z_mean, z_log_var), seed=self.noise_seed() if training else None)
-        z, log_det = self.flow(z0, parameters)
-        log_q = diagonal_gaussian(z_mean, z_log_var).log_prob(z0) - log_det
-        x_params = self.decoder(z, training=training)
-        return {"z_mean": z_mean, "z_log_var": z_log_var, "z0": z0, "z": z, "log_det": log_det,
-                "log_q": log_q, "x_params": x_params}
+        draws = self.draw(z_mean, z_log_var, parameters,
+                          seed=self.noise_seed() if training else None)
+        return {"z_mean": z_mean, "z_log_var": z_log_var, **draws,
+                "x_params": self.decoder(draws["z"], training=training)}
 
     def loss_terms(self, batch, outputs):
         return {**super().loss_terms(batch, outputs), "log_det": outputs["log_det"]}
@@ -106,12 +114,10 @@ class FlowVAE(VAE):
     def log_importance_weights(self, x, num_samples):
         x = tf.convert_to_tensor(x, tf.float32)
         z_mean, z_log_var, parameters = self.encoder(x, training=False)
-        k = num_samples
-        z0 = self.sampling((tf.repeat(z_mean[None], k, axis=0),
-                            tf.repeat(z_log_var[None], k, axis=0)))  # (k, batch, latent)
-        z, log_det = self.flow(z0, parameters)  # the parameters broadcast over the k draws
-        log_q = diagonal_gaussian(z_mean, z_log_var).log_prob(z0) - log_det
-        return self.draws_log_likelihood(x, z) + self.prior().log_prob(z) - log_q
+        draws = self.draw(tf.repeat(z_mean[None], num_samples, axis=0),
+                          tf.repeat(z_log_var[None], num_samples, axis=0), parameters)
+        z = draws["z"]  # (k, batch, latent)
+        return self.draws_log_likelihood(x, z) + self.prior().log_prob(z) - draws["log_q"]
 
     # --- Serving ----------------------------------------------------------------------------
 
