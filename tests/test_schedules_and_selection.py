@@ -89,6 +89,8 @@ def test_held_out_capacity_loss_is_at_c_max(mnist_images):
     ("info_vae", 0, ("val_elbo", "max")),
     ("miwae", 0, ("val_miwae_bound", "max")),
     ("ciwae", 0, ("val_ciwae_bound", "max")),
+    ("vae_lin_nf", 0, ("val_elbo", "max")),
+    ("vae_iaf", 0, ("val_elbo", "max")),
 ])
 def test_each_model_declares_what_chooses_its_best_epoch(name, stage, criterion):
     assert build_zoo_model(name, (28, 28, 1)).selection_metric(stage) == criterion

@@ -221,17 +221,22 @@ class VAE(ImageNetworks, ZooModel):
         The draws are reparameterised (the `Sampling` layer), so k-sample objectives train
         through them. Returns `(log p(x|z_k), log p(z_k) - log q(z_k|x))`, each `(k, batch)`.
         """
-        x = tf.cast(x, tf.float32)
-        k, batch = num_samples, tf.shape(x)[0]
+        k = num_samples
         z = self.sampling((tf.repeat(z_mean[None], k, axis=0),
                            tf.repeat(z_log_var[None], k, axis=0)),
                           seed=self.noise_seed() if training else None)  # (k, batch, latent)
         log_ratio = self.log_prior_ratio(z, z_mean, z_log_var, training)
+        return self.draws_log_likelihood(x, z, training), log_ratio
+
+    def draws_log_likelihood(self, x, z, training=False):
+        """log p(x|z_k) at draws z `(k, batch, latent)` of each example of x: `(k, batch)`."""
+        x = tf.cast(x, tf.float32)
+        k, batch = tf.shape(z)[0], tf.shape(x)[0]
         x_tiled = tf.reshape(
             tf.tile(x[None], [k] + [1] * len(x.shape)), tf.concat([[-1], tf.shape(x)[1:]], 0))
         x_params = self.decoder(tf.reshape(z, [-1, self.latent_dim]), training=training)
         log_px = self.likelihood.log_prob(x_tiled, x_params)
-        return tf.reshape(log_px, [k, batch]), log_ratio
+        return tf.reshape(log_px, [k, batch])
 
     def log_prior_ratio(self, z, z_mean, z_log_var, training=False):
         """log p(z) - log q(z|x) at draws z `(k, batch, latent)`; a model with more latent
