@@ -61,6 +61,10 @@ PROXY_PORT = 3000  # + the peer's index, on 127.0.0.1 in each worker's namespace
 DEVICE = "vz0"
 SWEEP = [1024, 16384, 131072, 524288, 4194304]  # float32 counts: 4 KB to 16 MB
 BUDGET_SECONDS = 1.5  # about how long each size is timed under each condition
+# Models whose step this script cannot tell from a train.py run: vq_vae trains a PixelCNN prior
+# after its autoencoder (`train.prior_epochs` >= 1), and `timing` adds both stages' steps.
+NO_STEP = {"vq_vae": "its run trains a PixelCNN prior after the autoencoder, in the same "
+                     "step timing"}
 
 
 def missing_privileges():
@@ -370,10 +374,10 @@ def uptime():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--conditions", nargs="+",
+    parser.add_argument("--conditions", nargs="*",
                         default=["loopback", "veth", "10gbit", "1gbit", "100mbit", "1gbit+0ms",
                                  "1gbit+2ms"], help="links of the all-reduce microbenchmark")
-    parser.add_argument("--step-conditions", nargs="+",
+    parser.add_argument("--step-conditions", nargs="*",
                         default=["loopback", "veth", "10gbit", "1gbit", "100mbit", "1gbit+2ms"],
                         help="links of the 2-worker training steps")
     parser.add_argument("--models", nargs="+", default=["conv_vae", "dense_vae"],
@@ -384,8 +388,23 @@ def main():
                              "(--per-worker-batch split over the 2 workers)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-steps", action="store_true", help="only the all-reduces")
+    parser.add_argument("--zoo", nargs="*", help="zoo models whose one-process step (compute) is "
+                        "measured in the first round (default: all)")
+    parser.add_argument("--add-to", metavar="JSON",
+                        help="a network.json to add this run's measurements to before the "
+                             "tables are made again with that run's settings")
+    parser.add_argument("--tables-from", metavar="JSON",
+                        help="only make the tables again from a saved network.json (measures "
+                             "nothing, needs no root)")
+    parser.add_argument("--replace", action="store_true",
+                        help="with --add-to: this run's rows replace those of the same model, "
+                             "link and batch (or link and size) instead of adding to them")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
+    if args.tables_from:
+        data = json.loads(Path(args.tables_from).read_text())
+        report(data, argparse.Namespace(**{**vars(args), **data["args"], "out": args.out}))
+        return 0
     problem = missing_privileges()
     if problem:
         print(f"benchmarks/network.py: {problem}", file=sys.stderr)
@@ -395,6 +414,7 @@ def main():
 
     zoo = sorted(p.stem for p in (ROOT / "zoo_configs").glob("*.yaml"))
     params = {name: count_params(name) for name in zoo}
+    zoo = [m for m in zoo if m not in NO_STEP] if args.zoo is None else args.zoo
     print("trainable float32 per model:", params, flush=True)
     sizes = sorted(set(SWEEP) | set(params.values()))
     loads = [uptime()]
@@ -413,12 +433,32 @@ def main():
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     data["uptime"] = loads
+    if args.add_to:
+        data = added(json.loads(Path(args.add_to).read_text()), data, args.replace)
+        args = argparse.Namespace(**{**vars(args), **data["args"], "out": args.out})
     report(data, args)
     return 0
 
 
+def added(old, new, replace=False):
+    """`old` run's data with `new`'s measurements added (with `replace`, instead of its rows of
+    the same model, link and batch, or link and size)."""
+    steps = {(r["model"], r["condition"], r["batch_size"]) for r in new["steps"]} if replace else ()
+    reduces = {(r["condition"], r["floats"]) for r in new["all_reduce"]} if replace else ()
+    old["steps"] = [r for r in old["steps"] if (r["model"], r["condition"], r["batch_size"])
+                    not in steps] + new["steps"]
+    old["all_reduce"] = [r for r in old["all_reduce"] if (r["condition"], r["floats"])
+                         not in reduces] + new["all_reduce"]
+    old["uptime"] = old["uptime"] + ["added: " + " | ".join(new["uptime"])]
+    old["failures"] = old.get("failures", []) + new.get("failures", [])
+    old.setdefault("added_runs", []).append(new["args"])
+    return old
+
+
 def measure_all_reduces(conditions, names, sizes, round_, data):
     """One round: the 1-worker call, then every condition's sizes, in turn."""
+    if not names:
+        return
     ms = all_reduce_ms(sizes, [repeats_for(4 * s, "veth") for s in sizes],
                        workers=conditions.workers("loopback", n=1))
     for size, value in ms.items():
@@ -446,13 +486,17 @@ def measure_steps(conditions, args, zoo, folder, round_, data):
     runs = [(model, "1 process", None, b) for model in (zoo if round_ == 1 else args.models)]
     runs += [(model, "2 workers", c, 2 * b) for c in args.step_conditions for model in args.models]
     runs += [(args.models[0], "2 workers", c, b) for c in args.global_batch_conditions]
-    runs += [(model, "1 process", None, b // 2) for model in args.models[:1]]
+    if args.global_batch_conditions:  # one process at the per-worker batch of those runs
+        runs += [(model, "1 process", None, b // 2) for model in args.models[:1]]
     for model, setup, condition, batch in runs:
         workers = conditions.workers(condition) if setup == "2 workers" else None
         try:
             row = train_once(setup, model, 1, batch, folder, workers=workers)
-        except RuntimeError as e:  # a model that cannot train here: said, not fatal
+        except RuntimeError as e:  # a run that failed: said and recorded, not fatal
             print(f"{model} {setup} {condition}: failed: {str(e)[-300:]}", flush=True)
+            data.setdefault("failures", []).append(
+                {"round": round_, "model": model, "condition": condition or "1 process",
+                 "batch_size": batch, "error": str(e)[-2000:]})
             continue
         row.update(round=round_, model=model, condition=condition or "1 process",
                    batch_size=batch)
@@ -488,7 +532,7 @@ def report(data, args):
     b = args.per_worker_batch
     steps = data["steps"]
     compute = {m: median_of(steps, "step_ms", model=m, condition="1 process", batch_size=b)
-               for m in data["parameters"]}
+               for m in data["parameters"] if m not in NO_STEP}
     data["compute_ms"] = compute
     lines = [
         f"## All-reduce over a shaped network (2 workers, one core each, namespaces)", "",
@@ -513,18 +557,21 @@ def report(data, args):
               + f"; median relative error {data['fit_median_relative_error']:.1%}.", ""]
     lines += check_steps(data, args, fitted, compute)
     lines += predictions(data, args, fitted, compute)
+    for failure in data.get("failures", []):
+        last = failure["error"].strip().splitlines()[-1][:200] if failure["error"].strip() else ""
+        lines.append(f"Failed and left out: {failure['model']} {failure['condition']} batch "
+                     f"{failure['batch_size']} (round {failure['round']}): {last}")
     lines += ["", "Load (`uptime`) before and after each round: " + " | ".join(data["uptime"])]
     write_results(args.out, "network", "\n".join(lines), data)
     plot(data, args, fitted)
 
 
 def check_steps(data, args, fitted, compute):
-    """The model's 2-worker steps against the measured ones (not fitted), plain and with
-    `other` calibrated on the first model's veth steps alone."""
+    """The model's 2-worker steps against the measured ones (not fitted), plain and with each
+    model's `other` calibrated on its own veth step at the per-worker batch alone."""
     b, steps = args.per_worker_batch, data["steps"]
     rows = []
     for model in args.models:
-        nbytes = 4 * data["parameters"][model]
         for condition in args.step_conditions:
             rows.append((model, condition, 2 * b, b))
     rows += [(args.models[0], c, b, b // 2) for c in args.global_batch_conditions]
@@ -538,12 +585,11 @@ def check_steps(data, args, fitted, compute):
         reduce = scaling_model.all_reduce_ms(fitted, 2, 4 * data["parameters"][model], link)
         table.append(dict(model=model, condition=condition, batch=batch, measured=measured,
                           compute=compute_ms, all_reduce=reduce, plain=compute_ms + reduce))
-    calibration = [t for t in table if t["model"] == args.models[0] and t["condition"] == "veth"
-                   and t["batch"] == 2 * b]
-    other = calibration[0]["measured"] - calibration[0]["plain"] if calibration else 0.0
+    calibration = [t for t in table if t["condition"] == "veth" and t["batch"] == 2 * b]
+    other = {t["model"]: t["measured"] - t["plain"] for t in calibration}
     data["other_ms"] = other
     for t in table:
-        t["calibrated"] = t["plain"] + other
+        t["calibrated"] = t["plain"] + other.get(t["model"], 0.0)
     data["step_check"] = table
     measured_half = median_of(steps, "step_ms", model=args.models[0], condition="1 process",
                               batch_size=b // 2)
@@ -551,9 +597,10 @@ def check_steps(data, args, fitted, compute):
              f"Mean training step after the first (1 epoch of the embedded MNIST sample), median "
              f"of {args.rounds} rounds, ms. Model: one process's step at batch {b} (scaled to the "
              f"per-worker batch) + the fitted all-reduce of the gradient; 'calibrated' adds "
-             f"other = {other:.1f} ms (what a step pays for peers beyond the gradient all-reduce), "
-             f"set from {args.models[0]}'s veth step at {b} per worker alone (its error is 0 by "
-             f"construction).", "",
+             f"each model's other (what its step pays for peers beyond the gradient all-reduce: "
+             + ", ".join(f"{m} {v:.1f} ms" for m, v in other.items())
+             + f"), set from its veth step at {b} per worker alone (error 0 by construction), "
+             f"so its other rows check how the step follows the link.", "",
              "| model | link | global batch | measured | compute (1 process) | all-reduce (model) "
              "| plain model (error) | calibrated model (error) |", "|---|---|---|---|---|---|---|---|"]
     for t in table:
@@ -577,21 +624,25 @@ def check_steps(data, args, fitted, compute):
     return lines + [""]
 
 
+LARGEST = 4096  # workers searched for where scaling stops paying
 PREDICTED_LINKS = {"loopback / unshaped veth": scaling_model.Link(),
                    "10 Gbit/s": scaling_model.Link(rate=10e9),
                    "1 Gbit/s": scaling_model.Link(rate=1e9)}
 
 
 def predictions(data, args, fitted, compute):
-    b, other = args.per_worker_batch, data.get("other_ms", 0.0)
+    """Step, speed-up and efficiency of every zoo model at N workers, plain model (other = 0:
+    a lower bound of the step where the check shows the model low)."""
+    b, other = args.per_worker_batch, 0.0
     rows, lines = [], []
     for global_batch in (False, True):
         regime = (f"global batch {b} fixed ({b}/N per worker)" if global_batch
                   else f"per-worker batch {b} fixed (global {b}N)")
         lines += [f"## Predicted scaling, {regime}", "",
-                  "Efficiency per worker (speed-up / N) at N workers, calibrated model; 'stops "
+                  "Efficiency per worker (speed-up / N) at N workers, plain model; 'stops "
                   "paying': the first N whose efficiency is below 0.5, and the N of the largest "
-                  "speed-up (searched to 4096).", "",
+                  f"speed-up (searched to {LARGEST}). " + " ".join(
+                      f"No {m}: {why}." for m, why in NO_STEP.items()), "",
                   "| model | gradient MB | step at 1 (ms) | link | N=2 | N=4 | N=8 | N=16 | "
                   "speed-up at 16 | efficiency < 0.5 from | best N |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -606,12 +657,14 @@ def predictions(data, args, fitted, compute):
                     cells.append(f"{eff:.2f}")
                     row[n] = {"step_ms": step, "speedup": speedup, "efficiency": eff}
                 below, best = scaling_model.stops_paying(fitted, 4 * floats, link,
-                                                         compute[model], b, global_batch, other)
+                                                         compute[model], b, global_batch, other,
+                                                         largest=LARGEST)
                 row.update(below_half=below, best_n=best)
                 rows.append(row)
                 lines.append(f"| {model} | {4 * floats / 1e6:.1f} | {compute[model]:.0f} | {name} | "
                              + " | ".join(cells) + f" | {row[16]['speedup']:.1f}x | "
-                             f"{below or '>4096'} | {best} |")
+                             f"{below or f'>{LARGEST}'} | "
+                             f"{best if best < LARGEST else f'still rising at {LARGEST}'} |")
         lines.append("")
     data["predictions"] = rows
     return lines

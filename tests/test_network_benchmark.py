@@ -153,3 +153,23 @@ def test_leftovers_of_a_dead_run_are_removed():
             assert name not in _names()
     finally:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+@pytest.mark.slow
+@needs_namespaces
+def test_the_script_measures_fits_and_cleans_up(tmp_path):
+    """The all-reduces only (no training), on the unshaped pair: about a minute."""
+    import json
+
+    result = subprocess.run([sys.executable, "benchmarks/network.py", "--skip-steps",
+                             "--conditions", "veth", "--rounds", "1", "--out", str(tmp_path)],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads((tmp_path / "network.json").read_text())
+    assert {r["condition"] for r in data["all_reduce"]} == {"1 worker", "veth"}
+    assert data["parameters"]["conv_vae"] == 1_696_097
+    assert data["fit"]["host_ms_per_mb"] > 0 and data["uptime"]
+    assert (tmp_path / "network.md").read_text().startswith("## All-reduce")
+    # no namespace left behind but those of runs still going (its own are named by its pid)
+    assert all(os.path.exists(f"/proc/{name.split('-')[1]}") for name in _names().split()
+               if name.startswith("vaezoo-"))
