@@ -2,6 +2,8 @@
 
     sudo python benchmarks/network.py [--rounds 2] [--conditions loopback veth 10gbit 1gbit ...]
                                       [--models conv_vae dense_vae] [--per-worker-batch 128]
+    sudo python benchmarks/network.py --add-to benchmarks/results/network.json [--replace] ...
+    python benchmarks/network.py --tables-from benchmarks/results/network.json
 
 The 2 workers run in two network namespaces joined by a veth pair (10.77.0.1 and 10.77.0.2),
 each started with `ip netns exec` and held to one core (`taskset`). A condition names the link:
@@ -644,7 +646,7 @@ def predictions(data, args, fitted, compute):
                   f"speed-up (searched to {LARGEST}). " + " ".join(
                       f"No {m}: {why}." for m, why in NO_STEP.items()), "",
                   "| model | gradient MB | step at 1 (ms) | link | N=2 | N=4 | N=8 | N=16 | "
-                  "speed-up at 16 | efficiency < 0.5 from | best N |",
+                  "speed-up at 16 | efficiency < 0.5 from | best N (its speed-up) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for model, floats in sorted(data["parameters"].items(), key=lambda kv: kv[1]):
             if compute.get(model) is None:
@@ -659,12 +661,16 @@ def predictions(data, args, fitted, compute):
                 below, best = scaling_model.stops_paying(fitted, 4 * floats, link,
                                                          compute[model], b, global_batch, other,
                                                          largest=LARGEST)
-                row.update(below_half=below, best_n=best)
+                _, top, _ = scaling_model.scaling(fitted, 4 * floats, link, compute[model], b,
+                                                  best, global_batch, other)
+                row.update(below_half=below, best_n=best, best_speedup=top)
                 rows.append(row)
+                best_text = (f"none: {top:.2f}x at best" if top < 1 else
+                             f"still rising at {LARGEST}" if best == LARGEST else
+                             f"{best} ({top:.1f}x)")
                 lines.append(f"| {model} | {4 * floats / 1e6:.1f} | {compute[model]:.0f} | {name} | "
                              + " | ".join(cells) + f" | {row[16]['speedup']:.1f}x | "
-                             f"{below or f'>{LARGEST}'} | "
-                             f"{best if best < LARGEST else f'still rising at {LARGEST}'} |")
+                             f"{below or f'>{LARGEST}'} | {best_text} |")
         lines.append("")
     data["predictions"] = rows
     return lines
