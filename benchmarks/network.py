@@ -390,6 +390,9 @@ def main():
                              "(--per-worker-batch split over the 2 workers)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--skip-steps", action="store_true", help="only the all-reduces")
+    parser.add_argument("--more-workers", type=int, nargs="*", default=[],
+                        help="after the rounds, all-reduces of N workers (a bridge joins their "
+                             "namespaces) on veth and 1gbit: the model's N dependence, not fitted")
     parser.add_argument("--zoo", nargs="*", help="zoo models whose one-process step (compute) is "
                         "measured in the first round (default: all)")
     parser.add_argument("--add-to", metavar="JSON",
@@ -432,6 +435,9 @@ def main():
                 if not args.skip_steps:
                     measure_steps(conditions, args, zoo, folder, round_, data)
                     loads.append(uptime())
+        for n in args.more_workers:
+            measure_more_workers(n, data)
+            loads.append(uptime())
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     data["uptime"] = loads
@@ -453,6 +459,8 @@ def added(old, new, replace=False):
                          not in reduces] + new["all_reduce"]
     old["uptime"] = old["uptime"] + ["added: " + " | ".join(new["uptime"])]
     old["failures"] = old.get("failures", []) + new.get("failures", [])
+    if new.get("more_workers"):
+        old["more_workers"] = new["more_workers"]
     old.setdefault("added_runs", []).append(new["args"])
     return old
 
@@ -479,6 +487,30 @@ def measure_all_reduces(conditions, names, sizes, round_, data):
                                        "floats": int(size), "ms": value})
         print(f"round {round_} {condition}: " + ", ".join(f"{s}: {v:.2f} ms"
                                                           for s, v in ms.items()), flush=True)
+
+
+MORE_SIZES = [1024, 131072, 1_696_097]  # float32: latency-bound, middle, conv_vae's gradient
+
+
+def measure_more_workers(n, data):
+    """All-reduces of `n` workers (more workers than cores: 2 cores hold them all) on the
+    unshaped bridge and at 1gbit, to check the model's N dependence."""
+    with Network(n) as net:
+        conditions = Conditions(net)
+        for condition in ("veth", "1gbit"):
+            try:
+                ms = all_reduce_ms(MORE_SIZES, [repeats_for(4 * s, condition) for s in MORE_SIZES],
+                                   workers=conditions.workers(condition, n))
+            except RuntimeError as e:  # e.g. a heartbeat timeout when the cores are starved
+                data.setdefault("failures", []).append(
+                    {"round": 0, "model": f"all-reduce of {n} workers", "condition": condition,
+                     "batch_size": None, "error": str(e)[-2000:]})
+                print(f"{n} workers {condition}: failed: {str(e)[-300:]}", flush=True)
+                continue
+            for size, value in ms.items():
+                data.setdefault("more_workers", []).append(
+                    {"workers": n, "condition": condition, "floats": int(size), "ms": value})
+            print(f"{n} workers {condition}: {ms}", flush=True)
 
 
 def measure_steps(conditions, args, zoo, folder, round_, data):
@@ -558,6 +590,7 @@ def report(data, args):
                   f"{k} = {v:.4g}" for k, v in fitted.items())
               + f"; median relative error {data['fit_median_relative_error']:.1%}.", ""]
     lines += check_steps(data, args, fitted, compute)
+    lines += check_more_workers(data, fitted)
     lines += predictions(data, args, fitted, compute)
     for failure in data.get("failures", []):
         last = failure["error"].strip().splitlines()[-1][:200] if failure["error"].strip() else ""
@@ -627,6 +660,31 @@ def check_steps(data, args, fitted, compute):
 
 
 LARGEST = 4096  # workers searched for where scaling stops paying
+def check_more_workers(data, fitted):
+    rows = data.get("more_workers")
+    if not rows:
+        return []
+    lines = ["## The model's N dependence against 3 and 4 workers (not fitted)", "",
+             "All-reduces of N workers in N namespaces joined by a bridge (each worker's link "
+             "shaped on its way out), all on the same 2 cores: more workers than cores, so the "
+             "host's terms are shared by more than one worker per core. ms measured (model, "
+             "error).", "", "| workers | link | " + " | ".join(f"{s:,} float32" for s in MORE_SIZES)
+             + " |", "|---|---|" + "---|" * len(MORE_SIZES)]
+    keys = sorted({(r["workers"], r["condition"]) for r in rows})
+    for n, condition in keys:
+        cells = []
+        for size in MORE_SIZES:
+            measured = [r["ms"] for r in rows if (r["workers"], r["condition"], r["floats"])
+                        == (n, condition, size)]
+            if not measured:
+                cells.append("–")
+                continue
+            model = scaling_model.all_reduce_ms(fitted, n, 4 * size, link_of(condition))
+            cells.append(f"{measured[0]:.2f} ({model:.2f}, {model / measured[0] - 1:+.0%})")
+        lines.append(f"| {n} | {condition} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 PREDICTED_LINKS = {"loopback / unshaped veth": scaling_model.Link(),
                    "10 Gbit/s": scaling_model.Link(rate=10e9),
                    "1 Gbit/s": scaling_model.Link(rate=1e9)}

@@ -92,6 +92,11 @@ def test_it_refuses_in_one_line_without_its_tools(tmp_path):
     assert "benchmarks/network.py: needs" in result.stderr
 
 
+def test_it_says_why_without_root(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert missing_privileges() == "needs root (network namespaces and qdiscs): run it with sudo"
+
+
 def _names():
     return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
 
