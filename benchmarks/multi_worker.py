@@ -38,6 +38,7 @@ benchmarks/results/multi_worker_profile.{md,json}.
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -66,23 +67,29 @@ ALL_REDUCE = textwrap.dedent("""
     from vae_zoo.distribute import multi_worker_strategy
     strategy = multi_worker_strategy()
     import tensorflow as tf
-    size, repeats, dtype = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    # float32 counts and how many times to time each (every worker must run the same collectives)
+    sizes = [int(s) for s in sys.argv[1].split(",")]
+    repeats = [int(r) for r in sys.argv[2].split(",")]
+    repeats = repeats * len(sizes) if len(repeats) == 1 else repeats
+    dtype = sys.argv[3] if len(sys.argv) > 3 else "float32"
 
-    def replica_sum():
-        gradients = tf.ones([size], dtype)  # the size of the model's gradients
-        return tf.distribute.get_replica_context().all_reduce("SUM", gradients)
-
-    @tf.function
-    def step():
+    def step(size):
+        def replica_sum():
+            gradients = tf.ones([size], dtype)  # the size of the model's gradients
+            return tf.distribute.get_replica_context().all_reduce("SUM", gradients)
         return strategy.run(replica_sum)
 
-    step()  # warm-up: builds the collective
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    print(json.dumps({"median_ms": 1e3 * sorted(times)[len(times) // 2]}))
+    step = tf.function(step)
+    medians = {}
+    for size, count in zip(sizes, repeats):
+        step(size)  # warm-up: traces and builds the collective
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            step(size)
+            times.append(time.perf_counter() - start)
+        medians[str(size)] = 1e3 * sorted(times)[len(times) // 2]
+    print(json.dumps({"median_ms": medians[str(sizes[0])], "by_size": medians}))
 """)
 
 
@@ -125,15 +132,24 @@ def cluster_envs(n):
     return [{**os.environ, "TF_CONFIG": make_tf_config(addresses, i)} for i in range(n)]
 
 
-def train_once(setup, model, epochs, batch_size, folder, profile_steps=None):
+def loopback_workers(n):
+    """How `n` workers run on loopback: `(commands(command), envs)`, worker i held to core i."""
+    return (lambda command: [pinned(i, command) for i in range(n)]), cluster_envs(n)
+
+
+def train_once(setup, model, epochs, batch_size, folder, profile_steps=None, workers=None,
+               extra=()):
     """One training run of `setup`: its row of the table; with `profile_steps` (`[first,
-    last]`), also the breakdown of every worker's trace of those steps (`profile`)."""
+    last]`), also the breakdown of every worker's trace of those steps (`profile`). `workers`
+    says how 2 workers run (default `loopback_workers(2)`; benchmarks/network.py puts them in
+    network namespaces); `extra` are more train.py arguments. The row's `step_ms` is the mean
+    training step after the first (`timing` of metrics.json)."""
     run = Path(tempfile.mkdtemp(dir=folder)) / "run"
     command = [sys.executable, "train.py", "--model", model, "--dataset", "mnist_sample",
                "--epochs", str(epochs), "--batch-size", str(batch_size), "--run-dir", str(run),
                "--set", "eval.iw_samples=2", "--set", "eval.iw_examples=64",
                "--set", "eval.pictures=false", "--set", "data.test_limit=256",
-               "--set", "train.precision=float32"]
+               "--set", "train.precision=float32", *extra]
     if profile_steps:
         command += ["--set", f"train.profile_steps={list(profile_steps)}"]
     label, processes, cores, overrides = SETUPS[setup]
@@ -142,10 +158,8 @@ def train_once(setup, model, epochs, batch_size, folder, profile_steps=None):
     if processes == 1:
         wall, cpu, _ = run_processes([pinned(cores[0], command)], [dict(os.environ)])
     else:
-        envs = cluster_envs(processes)
-        wall, cpu, _ = run_processes(
-            [pinned(cores[i], command + ["--strategy", "multi_worker"])
-             for i in range(processes)], envs)
+        commands, envs = workers or loopback_workers(processes)
+        wall, cpu, _ = run_processes(commands(command + ["--strategy", "multi_worker"]), envs)
     with open(run / "history.csv") as f:
         epochs_done = len(f.read().splitlines()) - 1
     metrics = json.loads((run / "metrics.json").read_text())
@@ -155,6 +169,9 @@ def train_once(setup, model, epochs, batch_size, folder, profile_steps=None):
            "train_images_per_second": round(images / metrics["train_seconds"], 1),
            "images_per_cpu_second": round(images / cpu, 1),
            "test_elbo": round(metrics["test"].get("elbo", float("nan")), 2)}
+    steps = epochs_done * math.ceil(metrics["sizes"]["train"] / batch_size)
+    if "train_steps" in metrics.get("timing", {}) and steps > 1:
+        row["step_ms"] = round(1e3 * metrics["timing"]["train_steps"] / (steps - 1), 2)
     if profile_steps:
         row["profile"] = add_peer_waits({worker: breakdown(trace) for worker, trace
                                          in worker_traces(run / "profile").items()})
@@ -162,19 +179,28 @@ def train_once(setup, model, epochs, batch_size, folder, profile_steps=None):
     return row
 
 
-def all_reduce_ms(size, repeats=50, dtype="float32"):
-    envs = cluster_envs(2)
-    command = [sys.executable, "-c", ALL_REDUCE, str(size), str(repeats), dtype]
-    _, _, stdouts = run_processes([pinned(i, command) for i in range(2)], envs)
-    return json.loads(stdouts[0].strip().splitlines()[-1])["median_ms"]
+def all_reduce_ms(size, repeats=50, workers=None, dtype="float32"):
+    """Median ms of 2 workers' all-reduce of `size` values of `dtype`; with lists of sizes and repeats,
+    `{str(size): median ms}` of each (one pair of workers times them in turn)."""
+    many = isinstance(size, (list, tuple))
+    sizes, repeats = (size, repeats) if many else ([size], [repeats])
+    commands, envs = workers or loopback_workers(2)
+    command = [sys.executable, "-c", ALL_REDUCE, ",".join(map(str, sizes)),
+               ",".join(map(str, repeats)), dtype]
+    _, _, stdouts = run_processes(commands(command), envs)
+    result = json.loads(stdouts[0].strip().splitlines()[-1])
+    return result["by_size"] if many else result["median_ms"]
 
 
 def count_params(model_name):
+    """Trainable parameters of a zoo model built for 28x28x1 labelled images (cvae needs the
+    labels, beta_tcvae the training set's size): the float32 its gradient all-reduce sums."""
     from vae_zoo.config import RunConfig
     from vae_zoo.config import load_zoo_config
     from vae_zoo.data import DataSpec
 
-    model = RunConfig.from_dict(load_zoo_config(model_name)).model.build(DataSpec((28, 28, 1)))
+    spec = DataSpec((28, 28, 1), num_classes=10, train_size=60000)
+    model = RunConfig.from_dict(load_zoo_config(model_name)).model.build(spec)
     return int(sum(w.numpy().size for w in model.trainable_weights))
 
 
