@@ -83,6 +83,7 @@ def held_out(model, test_x, test_y):
 @pytest.mark.slow
 @pytest.mark.parametrize("case, model_and_overrides", cases(), ids=[c for c, _ in cases()])
 def test_the_default_config_uses_its_code(case, model_and_overrides, digits):
+    assert case in FLOORS, f"state the floor of {case} in FLOORS (a new zoo model)"
     train_x, train_y, test_x, test_y = digits
     model, config = short_run(*model_and_overrides, train_x, train_y)
     batches = held_out(model, test_x, test_y)
