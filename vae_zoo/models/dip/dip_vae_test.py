@@ -45,6 +45,20 @@ def test_penalty_against_the_covariance_by_hand(dip_type, lambda_d, expected_lam
         float(penalty), numpy_penalty(mean, log_var, dip_type, 5.0, expected_lambda_d), rtol=1e-5)
 
 
+@pytest.mark.parametrize("dip_type, lambda_od, lambda_d", [("i", 10.0, 100.0), ("ii", 1.0, 1.0)])
+def test_the_default_weights_per_type(dip_type, lambda_od, lambda_d):
+    """lambda_od: null is 10 for type i and 1 for type ii (at 10 type ii collapsed in 2 of 3
+    dSprites seeds); lambda_d follows disentanglement_lib (10x for i, 1x for ii)."""
+    model = tiny_model(dip_type=dip_type, lambda_od=None)
+    assert (model.off_diagonal_weight, model.diagonal_weight) == (lambda_od, lambda_d)
+    assert model.schedule_values()["lambda_od"] == lambda_od
+    mean = np.array([[1.0, 0.5, 0.1], [0.0, 0.2, -0.3], [-1.0, -0.7, 0.2]], "float32")
+    explicit = tiny_model(dip_type=dip_type, lambda_od=lambda_od, lambda_d=lambda_d)
+    log_var = np.zeros_like(mean)
+    penalty = float(model.dip_penalty(mean, log_var))
+    assert penalty > 0 and penalty == float(explicit.dip_penalty(mean, log_var))
+
+
 def test_a_batch_whose_means_are_white_costs_nothing_for_type_i():
     model = tiny_model(dip_type="i")
     # Four points whose covariance (divided by M) is exactly I.

@@ -161,3 +161,16 @@ class TestFactorVAE(ZooModelChecks):
     model_name = "factor_vae"
     # The permutation is drawn over the global batch (`permute_dims`), so replicas match.
     global_batch_objective = True
+
+
+def test_the_discriminator_learns_at_the_vaes_rate_unless_told():
+    """The paper and disentanglement_lib train D and the VAE at one rate (1e-4 each): by
+    default D takes the run's rate; an explicit rate is kept. D's Adam betas are the paper's."""
+    optimizers = build_zoo_model("factor_vae", (28, 28, 1)).make_optimizers(3e-3)
+    vae, discriminator = optimizers["optimizer"], optimizers["discriminator_optimizer"]
+    assert float(vae.learning_rate) == float(discriminator.learning_rate) == np.float32(3e-3)
+    assert (vae.beta_1, vae.beta_2) == (0.9, 0.999)
+    assert (discriminator.beta_1, discriminator.beta_2) == (0.5, 0.9)
+    told = build_zoo_model("factor_vae", (28, 28, 1), discriminator_learning_rate=1e-4)
+    rate = told.make_optimizers(3e-3)["discriminator_optimizer"].learning_rate
+    assert float(rate) == np.float32(1e-4)

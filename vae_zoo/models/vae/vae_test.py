@@ -48,8 +48,25 @@ def test_capacity_objective_follows_its_schedule(mnist_images):
         outputs = model(x)
         rec, kl = _manual_terms(model, x, outputs)
         loss = float(model.compute_loss(x=x, y_pred=outputs))
-        np.testing.assert_allclose(loss, np.mean(rec + 10.0 * np.abs(kl - capacity)), rtol=1e-4)
+        np.testing.assert_allclose(loss, rec.mean() + 10.0 * abs(kl.mean() - capacity), rtol=1e-4)
     assert model.schedule_values() == {"gamma": 10.0, "capacity": 20.0}
+
+
+def test_capacity_penalises_the_batch_mean_kl_not_each_examples(mnist_images):
+    """gamma * |mean KL - C| (disentanglement_lib's AnnealedVAE), not mean |KL(x) - C|: with C
+    between the examples' KLs the two differ, and only the first lets the KL vary with x."""
+    model = build_zoo_model("beta_vae", (28, 28, 1), capacity=True, gamma=1000.0,
+                            capacity_steps=100)
+    x = mnist_images[:8]
+    outputs = model(x)
+    rec, kl = _manual_terms(model, x, outputs)
+    model.capacity_max = float(np.median(kl))  # C with examples on both sides
+    model.steps_trained.assign(100)
+    penalty = float(model.compute_loss(x=x, y_pred=outputs)) - rec.mean()
+    per_example = 1000.0 * np.abs(kl - model.capacity_max).mean()
+    batch_mean = 1000.0 * abs(kl.mean() - model.capacity_max)
+    assert per_example - batch_mean > 0.1 * per_example  # the case tells the forms apart
+    np.testing.assert_allclose(penalty, batch_mean, rtol=0.01, atol=0.01)
 
 
 def test_capacity_rises_with_the_models_own_step_counter_during_training(mnist_images):
