@@ -412,8 +412,8 @@ class ZooModelChecks:
         model = self.compiled()
         dataset = self.batches(model, mnist_images[:48], 16)
 
-        def batches(epoch, start_step=0, shard=None):  # the same 3 batches every epoch
-            return dataset.skip(start_step)
+        def batches(epoch, start_step=0, shard=None, epochs=1):  # the same 3 batches each epoch
+            return dataset.skip(start_step).concatenate(dataset.repeat(epochs - 1))
 
         TrainingLoop(model, strategy).fit(batches, epochs=2, steps_per_epoch=3, verbose=0)
         expected = {name: [v.numpy() for v in getattr(model, name).variables]
