@@ -11,11 +11,13 @@ Each run is `python train.py --model M --dataset dsprites` on a budget a 2-core 
 --disentanglement` (metric sample sizes capped at `--points`; None keeps disentanglement_lib's
 10,000/5,000). Both commands are printed and tabled. Every row uses the same conv network and
 latent size (10, as in disentanglement_lib's study), so rows differ only by their objective.
-Finished runs with unchanged commands are reused (`--fresh` trains again). Writes
+Finished runs with unchanged commands are reused (`--fresh` trains again); rows not asked for
+(`--rows`) keep their stored results. Writes
 benchmarks/results/disentanglement.{md,json}; runs go to benchmarks/runs/disentanglement/.
 """
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -165,6 +167,15 @@ def table(rows, args):
     return "\n".join(lines)
 
 
+def with_stored_rows(rows, out):
+    """The rows just summarised, and every other row as the stored table has it (its commands
+    say how it was run), in the table's order: rerunning some rows keeps the rest."""
+    path = Path(out) / "disentanglement.json"
+    stored = json.loads(path.read_text()) if path.exists() else []
+    by_row = {**{r["row"]: r for r in stored}, **{r["row"]: r for r in rows}}
+    return [by_row[name] for name in ROWS if name in by_row]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
@@ -197,6 +208,7 @@ def main():
                     print(f"  drew {shown([str(path)], ROOT)}", flush=True)
         if runs:
             rows.append(summarise(row, runs, texts))
+    rows = with_stored_rows(rows, args.out)
     write_results(args.out, "disentanglement", table(rows, args), rows)
 
 

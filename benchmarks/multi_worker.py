@@ -8,8 +8,9 @@ held to one core (`taskset`), and the time of the all-reduce every step adds.
 Every setup trains the same `train.py` run (the embedded MNIST sample, same global batch and
 seed); the workers get their TF_CONFIG from this script, as a cluster would give it. `--setups`
 picks among 1 process on one core, 2 workers on one core each, the same with the gradients summed
-in bfloat16 (`train.all_reduce_dtype`), and 1 process on both cores. The rounds interleave the
-setups. Training images/s is over the whole training (`train_seconds` of metrics.json, the
+in bfloat16 (`train.all_reduce_dtype`), 1 process on both cores, and 2 processes that train
+apart at the per-worker batch, one per core (the ceiling: what 2 workers would give if the
+all-reduce cost nothing). The rounds interleave the setups. Training images/s is over the whole training (`train_seconds` of metrics.json, the
 first epoch's tracing included); CPU seconds are those of every process of the setup, start-up
 and evaluation included. The all-reduce time is measured
 apart, in 2 workers that sum a tensor the size of the model's gradients 50 times.
@@ -100,7 +101,12 @@ SETUPS = {
     "2-bf16": ("2 workers, bfloat16 all-reduce", 2, ["0", "1"],
                ["train.all_reduce_dtype=bfloat16"]),
     "1-2cores": ("1 process on 2 cores", 1, ["0,1"], []),
+    "2-alone": ("2 processes alone (no all-reduce)", 2, ["0", "1"], []),
 }
+# Setups whose processes train apart, each its own run at the per-process batch: what 2 cores
+# give 2 processes that never talk, the ceiling of 2 workers on this machine (two cores of a VM
+# may share a physical core, its caches or memory bandwidth).
+APART = {"2-alone"}
 DEFAULT_SETUPS = ["1", "2"]
 
 
@@ -155,6 +161,8 @@ def train_once(setup, model, epochs, batch_size, folder, profile_steps=None, wor
     label, processes, cores, overrides = SETUPS[setup]
     for override in overrides:
         command += ["--set", override]
+    if setup in APART:
+        return apart_once(label, command, cores, run, batch_size // processes)
     if processes == 1:
         wall, cpu, _ = run_processes([pinned(cores[0], command)], [dict(os.environ)])
     else:
@@ -176,6 +184,31 @@ def train_once(setup, model, epochs, batch_size, folder, profile_steps=None, wor
         row["profile"] = add_peer_waits({worker: breakdown(trace) for worker, trace
                                          in worker_traces(run / "profile").items()})
         row["timing"] = metrics["timing"]
+    return row
+
+
+def apart_once(label, command, cores, run, batch_size):
+    """Each process trains its own run at `batch_size` on its own core, all at once; the row
+    sums their images/s (what they would give as workers if the all-reduce cost nothing)."""
+    runs = [run.parent / f"run{i}" for i in range(len(cores))]
+    commands = [pinned(core, command[:command.index("--run-dir") + 1] + [str(r)]
+                       + command[command.index("--run-dir") + 2:]
+                       + ["--batch-size", str(batch_size)]) for core, r in zip(cores, runs)]
+    wall, cpu, _ = run_processes(commands, [dict(os.environ)] * len(cores))
+    metrics = [json.loads((r / "metrics.json").read_text()) for r in runs]
+    with open(runs[0] / "history.csv") as f:
+        epochs_done = len(f.read().splitlines()) - 1
+    images = [m["sizes"]["train"] * epochs_done for m in metrics]
+    row = {"setup": label, "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+           "train_seconds": max(m["train_seconds"] for m in metrics),
+           "train_images_per_second": round(sum(i / m["train_seconds"]
+                                                for i, m in zip(images, metrics)), 1),
+           "images_per_cpu_second": round(sum(images) / cpu, 1),
+           "test_elbo": round(statistics.mean(m["test"]["elbo"] for m in metrics), 2)}
+    steps = epochs_done * math.ceil(metrics[0]["sizes"]["train"] / batch_size)
+    if steps > 1:
+        row["step_ms"] = round(statistics.mean(1e3 * m["timing"]["train_steps"] / (steps - 1)
+                                               for m in metrics), 2)
     return row
 
 

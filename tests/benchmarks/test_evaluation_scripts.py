@@ -32,6 +32,11 @@ def test_disentanglement_script(tmp_path):
     run("disentanglement.py", *args, "--table-only", "--pictures")  # from the stored scores
     assert {p.name for p in pictures.iterdir()} == {"dci_importance.png", "factor_traversals.png"}
     assert json.loads((tmp_path / "disentanglement.json").read_text()) == [row]
+    stored_vae = {**row, "row": "vae", "seeds": 3}  # a row measured before, not asked for now
+    (tmp_path / "disentanglement.json").write_text(json.dumps([row, stored_vae]))
+    run("disentanglement.py", *args, "--table-only")
+    assert json.loads((tmp_path / "disentanglement.json").read_text()) == [stored_vae, row]
+    assert "| vae | 3 |" in (tmp_path / "disentanglement.md").read_text()
 
 
 def test_serving_script(tmp_path):
@@ -55,10 +60,14 @@ def test_output_layer_script(tmp_path):
 
 def test_multi_worker_script(tmp_path):
     run("multi_worker.py", "--model", "dense_vae", "--epochs", "1", "--rounds", "1",
-        "--setups", "1", "2-bf16", "--out", str(tmp_path))
+        "--setups", "1", "2-alone", "--out", str(tmp_path))  # the workers: in --profile below
     data = json.loads((tmp_path / "multi_worker.json").read_text())
-    assert [r["setup"] for r in data["rows"]] == ["1 process", "2 workers, bfloat16 all-reduce"]
+    assert [r["setup"] for r in data["rows"]] == ["1 process", "2 processes alone (no all-reduce)"]
     assert all(r["train_images_per_second"] > 0 and r["cpu_seconds"] > 0 for r in data["rows"])
+    one, apart = data["rows"]
+    # each process alone trains the whole sample at the per-process batch, as 1 process does
+    assert apart["test_elbo"] < 0 and apart["step_ms"] > 0
+    assert apart["images_per_cpu_second"] < 2.5 * one["images_per_cpu_second"]
     assert data["parameters"] > 100_000
     assert set(data["all_reduce_ms"]) == {"float32", "bfloat16"}
     assert all(ms > 0 for ms in data["all_reduce_ms"].values())

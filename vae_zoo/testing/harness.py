@@ -223,6 +223,9 @@ class ZooModelChecks:
 
     @pytest.mark.parametrize("image_shape", IMAGE_SHAPES)
     def test_training_lowers_the_loss(self, image_shape):
+        if image_shape != IMAGE_SHAPES[0] and not self.check_export:
+            pytest.skip(f"{type(self).__name__} changes only the objective: its networks train "
+                        "on the other image shapes in its family's exported model")
         keras.utils.set_random_seed(0)
         model = self.build(image_shape)
         model.compile(**model.make_optimizers(1e-3), jit_compile=False)
