@@ -262,6 +262,8 @@ class ZooModelChecks:
         model.save(tmp_path / "model.keras")
         assert keras.models.load_model(tmp_path / "model.keras").dtype_policy.name == (
             "mixed_bfloat16")
+        if not self.check_export:  # its networks export float32 in the family's exported model
+            return
         full = as_float32(model)
         assert all(layer.compute_dtype == "float32" for layer in leaf_layers(full) if layer.weights)
         for a, b in zip(full.get_weights(), model.get_weights()):
