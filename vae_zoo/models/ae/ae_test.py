@@ -22,6 +22,13 @@ def tiny_ae(name="ae", **overrides):
                            hidden_units=[], latent_dim=3, **overrides)
 
 
+def tiny_ae_by_hand(model, x):
+    """The tiny AE's code z = W x + b and -log p(x|V z + c), in float64."""
+    (w, b), (v, c) = model.encoder.get_weights(), model.decoder.get_weights()
+    z = x.reshape(len(x), -1).astype("float64") @ w + b
+    return z, numpy_bernoulli_nll(x, (z @ v + c).reshape(x.shape))
+
+
 def test_loss_is_the_bernoulli_nll_of_the_decoded_code(mnist_images):
     model = tiny_ae()
     x = mnist_images[:6]

@@ -1,9 +1,9 @@
-import keras
 import tensorflow as tf
 
 from vae_zoo.errors import UserInputError
 from vae_zoo.models.base import Capabilities
 from vae_zoo.models.base import register_model
+from vae_zoo.models.discriminator import DiscriminatorTraining
 from vae_zoo.models.vae import VAE
 
 
@@ -33,7 +33,7 @@ def permute_dims(z, seed=None):
 
 
 @register_model
-class FactorVAE(VAE):
+class FactorVAE(DiscriminatorTraining, VAE):
     """FactorVAE (Kim & Mnih, 2018, "Disentangling by Factorising"): the VAE objective plus
     gamma times the total correlation TC(z) = KL(q(z) || prod_j q(z_j)), per example
 
@@ -47,13 +47,13 @@ class FactorVAE(VAE):
 
         discriminator_loss = 1/2 [-log softmax(D(z))_0 - log softmax(D(perm(z)))_1]
 
-    One step (`train_step`) takes both gradients from one forward pass and applies the VAE's
-    with `optimizer` to the encoder and decoder, then D's with `discriminator_optimizer` to D:
-    disentanglement_lib's simultaneous update. The permuted codes come from the same batch
-    (disentanglement_lib), not from a second half-batch as in the paper's Algorithm 1: the data
-    pipeline, the step count and the global-batch averaging stay those of every zoo model, and
-    each image is encoded once per step. The permutation is drawn over the global batch
-    (`permute_dims`), so one step on N replicas equals one on one device.
+    One step (`train_step`, `DiscriminatorTraining`'s) takes both gradients from one forward pass
+    and applies the VAE's with `optimizer` to the encoder and decoder, then D's with
+    `discriminator_optimizer` to D: disentanglement_lib's simultaneous update. The permuted codes
+    come from the same batch (disentanglement_lib), not from a second half-batch as in the
+    paper's Algorithm 1: the data pipeline, the step count and the global-batch averaging stay
+    those of every zoo model, and each image is encoded once per step. The permutation is drawn
+    over the global batch (`permute_dims`), so one step on N replicas equals one on one device.
 
     D works on z only and is not part of any serving endpoint (export carries the encoder and
     decoder); it computes in float32 whatever the precision of the networks.
@@ -90,29 +90,14 @@ class FactorVAE(VAE):
     ):
         if gamma < 0:
             raise UserInputError(f"gamma must be >= 0, got {gamma}")
-        units = [int(u) for u in discriminator_units]
-        if not units or min(units) < 1:
-            raise UserInputError(
-                f"discriminator_units must be a non-empty list of positive ints, got "
-                f"{discriminator_units}")
         super().__init__(image_shape, **kwargs)
 
-        # === Layers ===
-        self.discriminator = keras.Sequential(
-            [keras.Input((self.latent_dim,)),
-             *[keras.layers.Dense(u, activation=keras.layers.LeakyReLU(0.2), dtype="float32",
-                                  name=f"hidden_{i}")
-               for i, u in enumerate(units)],
-             keras.layers.Dense(2, dtype="float32", name="logits")],
-            name="discriminator")
+        # === Layers === (leaky ReLU, slope 0.2: keras.activations.leaky_relu's default)
+        self.add_discriminator(discriminator_units, 2, "leaky_relu", discriminator_learning_rate,
+                               discriminator_beta_1, discriminator_beta_2)
 
         # === Config ===
         self.gamma = float(gamma)
-        self.discriminator_units = units
-        self.discriminator_learning_rate = (None if discriminator_learning_rate is None
-                                            else float(discriminator_learning_rate))
-        self.discriminator_beta_1 = float(discriminator_beta_1)
-        self.discriminator_beta_2 = float(discriminator_beta_2)
 
     # --- The forward pass and the objective -------------------------------------------------
 
@@ -143,41 +128,8 @@ class FactorVAE(VAE):
         return {"discriminator_loss": 0.5 * (real_nll + permuted_nll),
                 "discriminator_accuracy": 0.5 * hits}
 
-    # --- Two optimizers ---------------------------------------------------------------------
-
-    def make_optimizers(self, learning_rate):
-        return {
-            **super().make_optimizers(learning_rate),
-            "discriminator_optimizer": keras.optimizers.Adam(
-                (learning_rate if self.discriminator_learning_rate is None
-                 else self.discriminator_learning_rate), beta_1=self.discriminator_beta_1,
-                beta_2=self.discriminator_beta_2),
-        }
-
-    def optimizer_variables(self):
-        discriminator = self.discriminator.trainable_variables
-        ids = {id(v) for v in discriminator}
-        return {"optimizer": [v for v in self.trainable_variables if id(v) not in ids],
-                "discriminator_optimizer": discriminator}
-
-    def train_step(self, data):
-        batch = self.as_batch(data)
-        with tf.GradientTape(persistent=True) as tape:
-            outputs = self(batch, training=True)
-            loss = self.compute_loss(x=batch, y_pred=outputs)  # tracks every term
-            discriminator_loss = tf.nn.compute_average_loss(
-                self.discriminator_terms(outputs)["discriminator_loss"])
-            scaled = {"optimizer": self.optimizer.scale_loss(loss),
-                      "discriminator_optimizer":
-                          self.discriminator_optimizer.scale_loss(discriminator_loss)}
-        # Both gradients at the same weights, then each optimizer updates its own variables.
-        updates = [(getattr(self, name), tape.gradient(scaled[name], variables), variables)
-                   for name, variables in self.optimizer_variables().items()]
-        del tape
-        for optimizer, gradients, variables in updates:
-            optimizer.apply(gradients, variables)
-        self.steps_trained.assign_add(1)
-        return self.get_metrics_result()
+    def discriminator_loss(self, outputs):
+        return self.discriminator_terms(outputs)["discriminator_loss"]
 
     def schedule_values(self):
         return {**super().schedule_values(), "gamma": self.gamma}
@@ -186,8 +138,5 @@ class FactorVAE(VAE):
         return {
             **super().get_config(),
             "gamma": self.gamma,
-            "discriminator_units": self.discriminator_units,
-            "discriminator_learning_rate": self.discriminator_learning_rate,
-            "discriminator_beta_1": self.discriminator_beta_1,
-            "discriminator_beta_2": self.discriminator_beta_2,
+            **self.discriminator_config(),
         }
