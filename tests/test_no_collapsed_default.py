@@ -35,7 +35,7 @@ FLOORS = {  # case -> least test KL (nats); None: the capacity variant, KL near 
                      "ciwae", "vae_lin_nf", "vae_iaf"], ELBO_KL),
     **dict.fromkeys(["beta_vae", "beta_tcvae", "factor_vae", "dip_vae", "dip_vae type ii",
                      "info_vae"], PENALISED_KL),
-    **dict.fromkeys(["ae", "rae_l2", "rae_gp", "wae_mmd"], CODE_ONLY),
+    **dict.fromkeys(["ae", "rae_l2", "rae_gp", "wae_mmd", "adversarial_ae"], CODE_ONLY),
     "beta_vae capacity": None,
 }
 CAPACITY_TOLERANCE = 0.2  # |KL - C_max| <= 20% of C_max, C_max reached at 2/3 of the run
