@@ -90,6 +90,8 @@ def test_held_out_capacity_loss_is_at_c_max(mnist_images):
     ("info_vae", 0, ("val_elbo", "max")),
     ("miwae", 0, ("val_miwae_bound", "max")),
     ("ciwae", 0, ("val_ciwae_bound", "max")),
+    ("piwae", 0, ("val_iwae_bound", "max")),
+    ("msssim_vae", 0, ("val_loss", "min")),
     ("vae_lin_nf", 0, ("val_elbo", "max")),
     ("vae_iaf", 0, ("val_elbo", "max")),
 ])

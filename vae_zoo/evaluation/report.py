@@ -97,6 +97,10 @@ def summary(results):
     if "elbo" in results:
         parts.append(f"test ELBO {results['elbo']:.2f} nats (reconstruction "
                      f"{results['reconstruction']:.2f}, KL {results['kl']:.2f})")
+    elif "ms_ssim" in results:  # no density, a perceptual reconstruction term (not nats)
+        parts.append(f"test loss {results['loss']:.4f} (reconstruction "
+                     f"{results['reconstruction']:.2f} = weight * (1 - MS-SSIM), MS-SSIM "
+                     f"{results['ms_ssim']:.4f}, KL {results['kl']:.2f})")
     elif "reconstruction" in results and "perplexity" not in results:  # no density: an AE's
         parts.append(f"test loss {results['loss']:.4f} (reconstruction "
                      f"{results['reconstruction']:.2f} nats)")

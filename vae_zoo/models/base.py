@@ -142,14 +142,18 @@ class ZooModel(keras.Model):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         terms = self.loss_terms(self.as_batch(x), y_pred)
         per_example = terms["loss"]
-        # Divides by the global batch (local batch * replicas): the strategy SUMs gradients.
-        loss = tf.nn.compute_average_loss(per_example)
         if self.losses:
-            regularization = tf.add_n(self.losses)
-            loss += tf.nn.scale_regularization_loss(regularization)
-            terms = {**terms, "loss": per_example + regularization}
+            terms = {**terms, "loss": per_example + tf.add_n(self.losses)}
         for name in self.tracked_terms():
             self.term_trackers[name].update_state(terms[name])
+        return self.average_loss(per_example)
+
+    def average_loss(self, per_example):
+        """The batch loss of per-example losses, plus the layers' regularisation losses: the sum
+        divided by the global batch (local batch * replicas), since the strategy SUMs gradients."""
+        loss = tf.nn.compute_average_loss(per_example)
+        if self.losses:
+            loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
         return loss
 
     def train_step(self, data):

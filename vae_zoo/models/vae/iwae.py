@@ -61,9 +61,14 @@ class IWAE(VAE):
         variant that combines the same weights otherwise overrides this and `bound_name`."""
         return _log_mean_exp(log_w)
 
+    def tempered_log_weights(self, outputs):
+        """`(draws, batch)` log p(x|z) + w(t) * beta * (log p(z) - log q(z|x)): the weights the
+        loss combines (the untempered ones at w * beta = 1)."""
+        return outputs["log_px"] + self.kl_weight() * self.beta * outputs["log_ratio"]
+
     def loss_terms(self, batch, outputs):
         log_px, log_ratio = outputs["log_px"], outputs["log_ratio"]  # (k, batch) each
-        tempered = log_px + self.kl_weight() * self.beta * log_ratio
+        tempered = self.tempered_log_weights(outputs)
         reconstruction = -tf.reduce_mean(log_px, axis=0)
         kl = self.kl_divergence(outputs)
         return {
