@@ -106,7 +106,7 @@ def test_default_run_folder_is_numbered_when_taken(tmp_path):
 
 
 @pytest.mark.parametrize("make_args, message", [
-    (lambda d: ["--model", "vqvae"], "unknown model 'vqvae'; available models: ae, beta_tcvae, "),
+    (lambda d: ["--model", "vqvae"], "unknown model 'vqvae'; available models: "),
     (lambda d: ["--dataset", str(d / "missing")], "does not exist"),
     (lambda d: ["--dataset", str(d / "empty")], "holds no images"),
     (lambda d: ["--set", "model.bogus=1"], "unknown config key(s) model.bogus"),
