@@ -32,14 +32,14 @@ def runnable_blocks(text):
     pattern = re.compile(r"^<!-- runnable -->\n```(bash|python)\n(.*?)^```$", re.M | re.S)
     for match in pattern.finditer(text):
         blocks.append((match.group(1), match.group(2)))
-    if len(blocks) != text.count(MARKER):
+    if len(blocks) != len(re.findall(rf"^{MARKER}$", text, re.M)):
         pytest.fail(f"a {MARKER} marker not directly above a ```bash or ```python block")
     return blocks
 
 
 def pages():
     return sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md")
-                  if MARKER in p.read_text())
+                  if re.search(rf"^{MARKER}$", p.read_text(), re.M))
 
 
 def commands(code):
@@ -91,6 +91,7 @@ def test_the_marker_is_found_and_parsed():
                                                                      "--epochs", "1"]
     with pytest.raises(pytest.fail.Exception):
         runnable_blocks(f"{MARKER}\n\n```bash\nls\n```\n")  # a gap: the marker would be lost
+    assert runnable_blocks(f"the marker is `{MARKER}`, in a sentence\n") == []
     assert FIRST in pages() and len(pages()) >= 5
 
 
