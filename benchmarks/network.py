@@ -741,8 +741,7 @@ def plot(data, args, fitted):
     """network.png, drawn by benchmarks/plots.py (which also redraws it from network.json)."""
     from benchmarks import plots
 
-    plots.network({**data, "args": {**data["args"], "conditions": args.conditions,
-                                    "models": args.models}}, args.out)
+    plots.network(data, args.out, conditions=args.conditions, models=args.models)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,13 @@ draws every PNG again from the stored JSON in benchmarks/results/, without measu
 (the benchmarks take tens of CPU-minutes; a plot takes a second). A PNG written to the default
 results folder is also copied to docs/results/, the folder the documentation site serves (MkDocs
 only publishes files under docs/); a test checks that the two copies agree.
+
+Each PNG carries a digest of the data it was drawn from (its `Data` text chunk), so that a test
+can tell a plot older than its JSON (a benchmark's results changed, the plot was not redrawn)
+without comparing pixels, which differ between matplotlib versions.
 """
 
+import hashlib
 import json
 import shutil
 import sys
@@ -32,13 +37,22 @@ def _pyplot():
     return plt
 
 
-def _save(fig, name, out):
-    """Writes `out/<name>.png`; from the default results folder, also the site's copy."""
+def digest(*data):
+    """A short hash of the data a plot is drawn from, as stored in JSON (int keys become str)."""
+    h = hashlib.sha256()
+    for part in data:
+        h.update(json.dumps(json.loads(json.dumps(part)), sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def _save(fig, name, out, source):
+    """Writes `out/<name>.png` with the digest of its `source` data; from the default results
+    folder, also the site's copy."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{name}.png"
     # No software version in the file, so that redrawing unchanged data changes no byte.
-    fig.savefig(path, dpi=100, metadata={"Software": None})
+    fig.savefig(path, dpi=100, metadata={"Software": None, "Data": source})
     _pyplot().close(fig)
     if out.resolve() == RESULTS:
         DOCS_RESULTS.mkdir(parents=True, exist_ok=True)
@@ -68,7 +82,7 @@ def quality(rows, out=RESULTS):
         ax.grid(axis="x", alpha=0.3)
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _save(fig, "quality", out)
+    return _save(fig, "quality", out, digest(rows))
 
 
 def time_to_result(results, out=RESULTS):
@@ -108,14 +122,16 @@ def time_to_result(results, out=RESULTS):
             ax.tick_params(axis="y", labelsize=7)
             ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, "time_to_result", out)
+    return _save(fig, "time_to_result", out, digest(results))
 
 
-def network(data, out=RESULTS):
+def network(data, out=RESULTS, conditions=None, models=None):
     """The scaling model against the measured all-reduces, and its predicted speed-up of the
-    first model (network.json): benchmarks/network.py's picture."""
+    first model (network.json): benchmarks/network.py's picture. `conditions` and `models`
+    default to the run's own (`data["args"]`)."""
     plt = _pyplot()
-    args = data["args"]
+    args = {**data["args"], **({"conditions": conditions} if conditions else {}),
+            **({"models": models} if models else {})}
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for condition in ["1 worker", *args["conditions"]]:
         points = sorted((p["bytes"], p["ms"], p["model_ms"]) for p in data["fit_points"]
@@ -140,7 +156,7 @@ def network(data, out=RESULTS):
               title=f"{model}: predicted speed-up")
     right.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, "network", out)
+    return _save(fig, "network", out, digest(data))
 
 
 def _at(row, n):
@@ -205,7 +221,7 @@ def multi_worker(network_data, runs, out=RESULTS):
     right.set(xlabel="train images/s against 1 process on 1 core",
               title="one machine, 2 cores")
     fig.tight_layout()
-    return _save(fig, "multi_worker", out)
+    return _save(fig, "multi_worker", out, digest(network_data, runs))
 
 
 def serving(rows, out=RESULTS):
@@ -223,7 +239,7 @@ def serving(rows, out=RESULTS):
     ax.legend(fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, "serving", out)
+    return _save(fig, "serving", out, digest(rows))
 
 
 def serving_load(data, out=RESULTS):
@@ -245,7 +261,7 @@ def serving_load(data, out=RESULTS):
     for ax in (left, right):
         ax.tick_params(axis="y", labelsize=8)
     fig.tight_layout()
-    return _save(fig, "serving_load", out)
+    return _save(fig, "serving_load", out, digest(data))
 
 
 def _load(name, folder):
@@ -261,22 +277,30 @@ MULTI_WORKER_RUNS = {  # label: the stored table (benchmarks/multi_worker.py's -
 }
 
 
+PLOTS = {"quality": quality, "time_to_result": time_to_result, "network": network,
+         "serving": serving, "serving_load": serving_load, "multi_worker": multi_worker}
+
+
+def inputs(name, folder=RESULTS):
+    """The stored data plot `name` is drawn from, as its function's arguments; None if missing."""
+    if name != "multi_worker":
+        data = _load(name, folder)
+        return None if data is None else (data,)
+    network_data = _load("network", folder)
+    runs = {label: _load(stored, folder) for label, stored in MULTI_WORKER_RUNS.items()}
+    runs = {label: data for label, data in runs.items() if data is not None}
+    return (network_data, runs) if network_data and runs else None
+
+
 def redraw(folder=RESULTS, out=RESULTS):
     """Every plot again from the JSON in `folder`; returns the PNGs written."""
     written = []
-    for name, draw in [("quality", quality), ("time_to_result", time_to_result),
-                       ("network", network), ("serving", serving),
-                       ("serving_load", serving_load)]:
-        data = _load(name, folder)
+    for name, draw in PLOTS.items():
+        data = inputs(name, folder)
         if data is None:
-            print(f"skipped {name}: no {name}.json in {folder}", file=sys.stderr)
+            print(f"skipped {name}: its JSON is not in {folder}", file=sys.stderr)
             continue
-        written.append(draw(data, out))
-    network_data = _load("network", folder)
-    runs = {label: _load(name, folder) for label, name in MULTI_WORKER_RUNS.items()}
-    runs = {label: data for label, data in runs.items() if data is not None}
-    if network_data and runs:
-        written.append(multi_worker(network_data, runs, out))
+        written.append(draw(*data, out=out))
     return written
 
 

@@ -58,6 +58,19 @@ def test_the_site_shows_the_benchmarks_own_plots():
             "run python benchmarks/plots.py")
 
 
+def test_no_plot_is_older_than_its_results():
+    """Each PNG's `Data` chunk is the digest of the JSON it was drawn from: a benchmark whose
+    results changed without its plot being drawn again fails here."""
+    from PIL import Image
+
+    assert sorted(plots.PLOTS) == sorted(PLOTS)
+    for name in PLOTS:
+        drawn_from = Image.open(REPO / "benchmarks" / "results" / f"{name}.png").text.get("Data")
+        assert drawn_from == plots.digest(*plots.inputs(name)), (
+            f"benchmarks/results/{name}.png was drawn from other data than the stored JSON: "
+            "run python benchmarks/plots.py")
+
+
 def test_every_plot_is_drawn_again_from_the_stored_json(tmp_path):
     before = {p.name: p.stat().st_mtime_ns for p in (REPO / "docs" / "results").glob("*.png")}
     written = plots.redraw(out=tmp_path)
