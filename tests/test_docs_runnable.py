@@ -67,7 +67,8 @@ def as_run_here(command):
 
 
 def run_page(page, folder):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2",
+           "VAE_ZOO_CACHE": str(folder / "cache")}  # a prepared image folder stays out of ~/.cache
     for language, code in runnable_blocks((DOCS / page).read_text()):
         if language == "python":
             script = folder / "block.py"
