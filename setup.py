@@ -27,6 +27,10 @@ INSTALL_REQUIRES = [
 # The trained presets shipped in the package (vae_zoo/presets/<name>/, see vae_zoo/presets).
 PRESET_FILES = ["*/card.yaml", "*/config.yaml", "*/model.json", "*/weights.npz", "*/check_images.npz"]
 HUB = ["huggingface_hub>=2.4,<3"]  # from_preset("hf://user/name")
+# The documentation site (mkdocs.yml; tests/test_docs_site.py builds it strictly). matplotlib draws
+# the results' plots (benchmarks/plots.py); it is also a core dependency, for the latent scatter.
+DOCS = ["mkdocs==1.6.1", "mkdocs-material==9.8.2", "mkdocstrings==1.0.8",
+        "mkdocstrings-python==2.0.11", "matplotlib>=3.8"]
 
 setup(
     name="vae_zoo",
@@ -47,6 +51,7 @@ setup(
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.6", "hypothesis>=6.100", *HUB],
         "hub": HUB,
+        "docs": DOCS,
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
     },
     entry_points={"console_scripts": [

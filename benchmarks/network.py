@@ -424,7 +424,9 @@ def main():
     sizes = sorted(set(SWEEP) | set(params.values()))
     loads = [uptime()]
     data = {"parameters": params, "sizes": sizes, "all_reduce": [], "steps": [],
-            "throughput_gbit_s": {}, "qdiscs": {}, "args": vars(args)}
+            "throughput_gbit_s": {}, "qdiscs": {},
+            # not --out: its default is this machine's absolute path (tests/test_docs_paths.py)
+            "args": {k: v for k, v in vars(args).items() if k != "out"}}
     folder = tempfile.mkdtemp(prefix="network-bench-")
     try:
         with Network(2) as net:
@@ -736,37 +738,10 @@ def predictions(data, args, fitted, compute):
 
 
 def plot(data, args, fitted):
-    try:
-        import matplotlib
+    """network.png, drawn by benchmarks/plots.py (which also redraws it from network.json)."""
+    from benchmarks import plots
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for condition in ["1 worker", *args.conditions]:
-        points = sorted((p["bytes"], p["ms"], p["model_ms"]) for p in data["fit_points"]
-                        if p["condition"] == condition)
-        if not points:
-            continue
-        x = [p[0] / 1e6 for p in points]
-        line, = left.loglog(x, [p[1] for p in points], "o", label=condition)
-        left.loglog(x, [p[2] for p in points], "-", color=line.get_color(), alpha=0.6)
-    left.set(xlabel="all-reduce size (MB)", ylabel="ms (dots: measured, lines: model)",
-             title="2-worker all-reduce by link")
-    left.legend(fontsize=7)
-    for row in data["predictions"]:
-        if row["model"] == args.models[0]:
-            style = "--" if row["global_batch"] else "-"
-            right.plot([1, 2, 4, 8, 16], [1] + [row[n]["speedup"] for n in (2, 4, 8, 16)], style,
-                       marker="o", label=f"{row['link']}, "
-                       + ("global batch fixed" if row["global_batch"] else "per-worker batch fixed"))
-    right.plot([1, 16], [1, 16], ":", color="grey", label="linear")
-    right.set(xlabel="workers N", ylabel="speed-up (images/s, or time per global step)",
-              title=f"{args.models[0]}: predicted speed-up")
-    right.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(Path(args.out) / "network.png", dpi=110)
+    plots.network(data, args.out, conditions=args.conditions, models=args.models)
 
 
 if __name__ == "__main__":

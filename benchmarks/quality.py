@@ -26,6 +26,7 @@ from benchmarks.common import mean_sd  # noqa: E402
 from benchmarks.common import ordering_verdict  # noqa: E402
 from benchmarks.common import seed_run  # noqa: E402
 from benchmarks.common import shown  # noqa: E402
+from benchmarks import plots  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 RUNS = ROOT / "benchmarks" / "runs" / "quality"
@@ -175,6 +176,7 @@ def main():
             if runs:
                 rows.append({**summarise(dataset, row, runs), "commands": commands})
     write_results(args.out, "quality", table(rows, args), rows)
+    plots.quality(rows, args.out)
 
 
 if __name__ == "__main__":

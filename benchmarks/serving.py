@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds the repo's packages
 
 from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks import plots  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 
@@ -100,6 +101,7 @@ def main():
               (f" --run-dir {args.run_dir}`" if args.run_dir else "`") + " (SavedModel size: the "
               "whole version folder)"]
     write_results(args.out, "serving", "\n".join(lines), rows)
+    plots.serving(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds the repo's packages
 
 from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks import plots  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 BATCHES = (1, 64)
@@ -194,9 +195,10 @@ def main():
               + (f" --model {args.model}" if args.model != "conv_vae" else "")
               + (f" --clients {args.clients}" if args.clients != 8 else "")
               + (f" --seconds {args.seconds:g}" if args.seconds != 5 else "") + "`"]
-    write_results(args.out, "serving_load", "\n".join(lines),
-                  {"model": args.model, "clients": args.clients, "seconds": args.seconds,
-                   "cpu_count": os.cpu_count(), "peak_rss_mb": peak_overall, "rows": rows})
+    data = {"model": args.model, "clients": args.clients, "seconds": args.seconds,
+            "cpu_count": os.cpu_count(), "peak_rss_mb": peak_overall, "rows": rows}
+    write_results(args.out, "serving_load", "\n".join(lines), data)
+    plots.serving_load(data, args.out)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds t
 
 from benchmarks.common import RESULTS  # noqa: E402
 from benchmarks.common import shown as shown_from  # noqa: E402
+from benchmarks import plots  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 RUNS = ROOT / "benchmarks" / "runs" / "time_to_result"
@@ -404,6 +405,7 @@ def main():
                                             args.sweep_rows)
     results["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     write_results(args.out, "time_to_result", table(results), results)
+    plots.time_to_result(results, args.out)
 
 
 def table(results):

@@ -28,3 +28,4 @@ def test_serving_load_script(tmp_path):
                for r in served), served
     assert all(r["peak_rss_mb"] > 100 for r in served) and data["peak_rss_mb"] > 100
     assert "| gRPC | 64 |" in (tmp_path / "serving_load.md").read_text()
+    assert (tmp_path / "serving_load.png").stat().st_size > 0  # its plot, beside the table

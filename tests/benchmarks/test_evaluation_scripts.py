@@ -48,6 +48,7 @@ def test_serving_script(tmp_path):
         f"TFLite {mode}, {n} thread{'s' if n > 1 else ''}" for mode in modes for n in threads]
     assert [r["threads"] for r in rows[1:]] == threads * len(modes)
     assert all(r["batch1_ms"] > 0 and r["batch64_ms"] > 0 and r["bytes"] > 0 for r in rows)
+    assert (tmp_path / "serving.png").stat().st_size > 0  # its plot, beside the table
 
 
 def test_output_layer_script(tmp_path):

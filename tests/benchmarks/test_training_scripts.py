@@ -53,6 +53,7 @@ def test_quality_script(tmp_path):
     assert dense["iw_nll_sd"] == pytest.approx(np.std(nll, ddof=1), abs=1e-9)
     assert dense["paper"] == 86.76
     assert "mnist_sample: iwae/k5 below dense_vae by" in (tmp_path / "quality.md").read_text()
+    assert (tmp_path / "quality.png").stat().st_size > 0  # its plot, beside the table
 
 
 def test_time_to_result_script(tmp_path):
@@ -77,6 +78,7 @@ def test_time_to_result_script(tmp_path):
     assert again["train"] == results["train"] and again["evaluation"] == results["evaluation"]
     assert again["kept"]["train"]["load_average_at_start"] == results["load_average_at_start"]
     assert "`train` is kept from an earlier run" in (tmp_path / "time_to_result.md").read_text()
+    assert (tmp_path / "time_to_result.png").stat().st_size > 0  # its plot, beside the table
 
 
 def test_a_run_without_its_four_parts_writes_none_of_them_and_still_ends(tmp_path):
