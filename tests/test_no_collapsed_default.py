@@ -32,7 +32,7 @@ ELBO_KL, PENALISED_KL = 1.5, 0.3
 CODE_ONLY = "active units only"  # deterministic encoders: no KL to floor
 FLOORS = {  # case -> least test KL (nats); None: the capacity variant, KL near C_max (below)
     **dict.fromkeys(["conv_vae", "dense_vae", "iwae", "vamp_vae", "cvae", "hvae", "miwae",
-                     "ciwae", "vae_lin_nf", "vae_iaf", "piwae"], ELBO_KL),
+                     "ciwae", "vae_lin_nf", "vae_iaf", "piwae", "svae"], ELBO_KL),
     **dict.fromkeys(["beta_vae", "beta_tcvae", "factor_vae", "dip_vae", "dip_vae type ii",
                      "info_vae", "msssim_vae"], PENALISED_KL),
     **dict.fromkeys(["ae", "rae_l2", "rae_gp", "wae_mmd", "adversarial_ae"], CODE_ONLY),

@@ -28,3 +28,4 @@ from vae_zoo.models.mmd import WAE  # noqa: E402
 from vae_zoo.models.mmd import InfoVAE  # noqa: E402
 from vae_zoo.models.aae import AdversarialAE  # noqa: E402
 from vae_zoo.models.perceptual import MSSSIMVAE  # noqa: E402
+from vae_zoo.models.hyperspherical import SVAE  # noqa: E402
