@@ -19,9 +19,9 @@ from vae_zoo.evaluation.feature_nets import feature_net_name
 from vae_zoo.evaluation.frechet import frechet_distance_of
 from vae_zoo.evaluation.manifold import NEAREST
 from vae_zoo.evaluation.manifold import precision_recall
+from vae_zoo.config.schema import MAX_QUALITY_IMAGES
 from vae_zoo.errors import UserInputError
 
-MAX_IMAGES = 10000  # the bound on samples per evaluation: the k-NN step is quadratic
 CHUNK = 500  # images drawn (or reconstructed) per model call: memory stays flat
 
 
@@ -97,7 +97,7 @@ def generation_quality(model, batches, settings):
                   f"than {tuple(model.image_shape)}" if feature_net_name(settings.dataset)
                   else f"no feature net for {settings.dataset}")
         return {"sample_quality_skipped": f"sample FD, precision and recall skipped: {reason}"}
-    count = min(settings.quality_images, MAX_IMAGES)
+    count = min(settings.quality_images, MAX_QUALITY_IMAGES)
     reference, labels = _test_examples(batches, count)
     count = len(reference)
     if count <= NEAREST:
