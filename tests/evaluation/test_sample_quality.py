@@ -133,10 +133,11 @@ def test_fashion_mnist_feature_net_classifies_as_its_card_says():
 
 
 def test_real_images_score_near_blurred_in_between_noise_far(mnist):
-    # 1,000 of each: with a few hundred, noise's features (a tight cluster) can fall inside the
-    # k-NN ball of a real outlier, and its precision is unstable.
+    # 1,000 of each against all 5,000 training digits. Noise's features are a tight cluster:
+    # against fewer real images it can fall inside the k-NN ball of one real outlier and count
+    # as realistic (precision 0.1 against 1,000 of them; see docs/sample_quality.md).
     n, rng = 1000, np.random.default_rng(0)
-    train = images(mnist["x_train"][rng.permutation(5000)[:n]])
+    train = images(mnist["x_train"])
     test = images(mnist["x_test"][:n])
     blurred = gaussian_filter(test, sigma=(0, 1, 1, 0))
     noise = rng.uniform(size=test.shape).astype(np.float32)
@@ -145,7 +146,7 @@ def test_real_images_score_near_blurred_in_between_noise_far(mnist):
     assert real["fd"] < 0.05 * far["fd"]
     assert real["precision"] > 0.8 and real["recall"] > 0.8
     assert blur["recall"] < 0.3  # blurred digits look like digits but cover little of the data
-    assert far["precision"] < 0.1 and far["recall"] == 0.0
+    assert far["precision"] < 0.02 and far["recall"] == 0.0
 
 
 def test_sample_quality_refuses_unknown_datasets_and_shapes(mnist):

@@ -3,10 +3,10 @@
 Reports the test ELBO, the importance-weighted NLL (k = 5000 importance samples by default, as in
 Burda et al.), bits per dimension, reconstruction error, active units, and the Fréchet distance,
 precision and recall of samples (and the FD of reconstructions) in the zoo's classifier features
-of the dataset; merges them into the run's
-metrics.json and TensorBoard, and draws the pictures into RUN_DIR/pictures. With --disentanglement
-(data with ground-truth factors, such as dsprites), also the BetaVAE and FactorVAE scores, MIG, DCI
-and SAP of the model's mean code, with disentanglement_lib's defaults.
+of the dataset; merges them into the run's metrics.json and TensorBoard, and draws the pictures
+into RUN_DIR/pictures. With --disentanglement (data with ground-truth factors, such as dsprites),
+also the BetaVAE and FactorVAE scores, MIG, DCI and SAP of the model's mean code, with
+disentanglement_lib's defaults.
 """
 
 import argparse
