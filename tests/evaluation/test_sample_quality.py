@@ -207,3 +207,13 @@ def test_metric_skips_with_a_note_when_no_feature_net_fits(mnist):
     note = generation_quality(model, batches, EvalSettings(dataset="fashion_mnist"))
     assert "takes other images" in note["sample_quality_skipped"]
     assert generation_quality(model, batches, EvalSettings()) == {}  # no dataset given
+
+
+def test_sample_counts_out_of_bounds_are_refused(capsys):
+    from vae_zoo.commands.evaluate import main
+    from vae_zoo.config.schema import EvalConfig
+
+    assert main(["no_run", "--quality-images", "-1"]) == 2
+    assert "--quality-images must be in [0, 10000]" in capsys.readouterr().err
+    with pytest.raises(UserInputError, match="eval.quality_images must be in"):
+        EvalConfig(quality_images=20000).validate()
