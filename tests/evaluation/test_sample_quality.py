@@ -217,3 +217,26 @@ def test_sample_counts_out_of_bounds_are_refused(capsys):
     assert "--quality-images must be in [0, 10000]" in capsys.readouterr().err
     with pytest.raises(UserInputError, match="eval.quality_images must be in"):
         EvalConfig(quality_images=20000).validate()
+
+
+def test_setup_ships_every_feature_net_file_within_the_budget():
+    """setup.py's package_data patterns match every file of every feature net, and the shipped
+    weights (presets and feature nets) stay under the package's 20 MB budget."""
+    import ast
+    import fnmatch
+    from pathlib import Path
+
+    from vae_zoo.evaluation.feature_nets import FOLDER
+    from vae_zoo.presets.sources import BUILTIN_DIR
+
+    repo = Path(__file__).resolve().parents[2]
+    tree = ast.parse((repo / "setup.py").read_text())
+    patterns = next(ast.literal_eval(node.value) for node in tree.body
+                    if isinstance(node, ast.Assign) and node.targets[0].id == "FEATURE_NET_FILES")
+    nets = [d for d in FOLDER.iterdir() if (d / "weights.npz").is_file()]
+    assert sorted(d.name for d in nets) == ["fashion_mnist", "mnist_sample"]
+    for net in nets:
+        for path in net.iterdir():
+            assert any(fnmatch.fnmatch(f"{net.name}/{path.name}", p) for p in patterns), path
+    weights = [*FOLDER.glob("*/weights.npz"), *BUILTIN_DIR.glob("*/weights.npz")]
+    assert sum(p.stat().st_size for p in weights) < 20e6
