@@ -37,7 +37,8 @@ def test_frechet_distance_of_one_dimensional_gaussians():
 
 
 def test_frechet_distance_of_commuting_covariances():
-    # Shared eigenvectors: Tr (S1 S2)^(1/2) = sum sqrt(a_i b_i), so FD = |dmu|^2 + sum (sqrt a - sqrt b)^2.
+    # Shared eigenvectors: Tr (S1 S2)^(1/2) = sum sqrt(a_i b_i),
+    # so FD = |dmu|^2 + sum (sqrt a - sqrt b)^2.
     rng = np.random.default_rng(0)
     q, _ = np.linalg.qr(rng.normal(size=(6, 6)))
     a, b = rng.uniform(0.1, 4, 6), rng.uniform(0.1, 4, 6)
@@ -64,7 +65,8 @@ def test_frechet_distance_of_features_estimates_the_gaussians_distance():
     mu1, mu2 = np.zeros(4), np.full(4, 0.5)
     x1 = rng.multivariate_normal(mu1, s1, size=40000)
     x2 = rng.multivariate_normal(mu2, s2, size=40000)
-    assert frechet_distance_of(x1, x2) == pytest.approx(frechet_distance(mu1, s1, mu2, s2), rel=0.05)
+    expected = frechet_distance(mu1, s1, mu2, s2)
+    assert frechet_distance_of(x1, x2) == pytest.approx(expected, rel=0.05)
 
 
 # --- Precision and recall -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The Fréchet distance between two Gaussians, and between the Gaussians fitted to two feature sets.
+"""The Fréchet distance of two Gaussians, and of the Gaussians fitted to two feature sets.
 
 FD = |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) (Dowson & Landau 1982; FID, Heusel et al.
 2017, is this in Inception features). Tr (S1 S2)^(1/2) is computed as the sum of the square roots
@@ -16,7 +16,8 @@ def _psd_sqrt(matrix):
 
 def frechet_distance(mu1, sigma1, mu2, sigma2):
     """FD of N(mu1, sigma1) and N(mu2, sigma2); float."""
-    mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
+    mu1 = np.atleast_1d(np.asarray(mu1, np.float64))
+    mu2 = np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1 = np.atleast_2d(np.asarray(sigma1, np.float64))
     sigma2 = np.atleast_2d(np.asarray(sigma2, np.float64))
     root1 = _psd_sqrt(sigma1)

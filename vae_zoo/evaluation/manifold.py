@@ -1,4 +1,4 @@
-"""Precision and recall of a generative model by k-NN manifold estimates (Kynkäänniemi et al. 2019).
+"""Precision and recall of generated images by k-NN manifolds (Kynkäänniemi et al. 2019).
 
 Each set's manifold is the union of balls around its points, of radius the distance to the
 point's k-th nearest neighbour in its own set. Precision: the share of generated points inside

@@ -1,4 +1,5 @@
-"""(Re)trains a shipped feature net: `python -m vae_zoo.evaluation.feature_nets.train --dataset NAME`.
+"""(Re)trains a shipped feature net:
+`python -m vae_zoo.evaluation.feature_nets.train --dataset NAME`.
 
 Trains the classifier of `network.py` on every training image of the dataset (train and
 validation splits: the net never selects a model, so nothing is held out), stores its weights

@@ -24,8 +24,8 @@ def read_weights_into(model, path):
             names = [str(n) for n in stored["names"]]
             arrays = [stored[f"w{i}"] for i in range(len(names))]
     except Exception as e:
-        raise UserInputError(f"cannot read feature net weights {path} "
-                             f"({type(e).__name__}): damaged or not written by write_weights") from None
+        raise UserInputError(f"cannot read feature net weights {path} ({type(e).__name__}): "
+                             "damaged or not written by write_weights") from None
     variables = model.weights
     if len(arrays) != len(variables) or any(
             tuple(a.shape) != tuple(v.shape) for a, v in zip(arrays, variables)):
