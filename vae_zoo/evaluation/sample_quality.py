@@ -13,14 +13,14 @@ sampler, another library) the same way.
 import keras
 import numpy as np
 
+from vae_zoo.config.schema import MAX_QUALITY_IMAGES
+from vae_zoo.errors import UserInputError
 from vae_zoo.evaluation import register_metric
 from vae_zoo.evaluation.feature_nets import feature_net_for
 from vae_zoo.evaluation.feature_nets import feature_net_name
 from vae_zoo.evaluation.frechet import frechet_distance_of
 from vae_zoo.evaluation.manifold import NEAREST
 from vae_zoo.evaluation.manifold import precision_recall
-from vae_zoo.config.schema import MAX_QUALITY_IMAGES
-from vae_zoo.errors import UserInputError
 
 CHUNK = 500  # images drawn (or reconstructed) per model call: memory stays flat
 
@@ -36,8 +36,9 @@ def sample_quality(images, reference_images, dataset, k=NEAREST):
 
     Args:
         images: `(n, H, W, C)` float in [0, 1] (or uint8): samples from any model or sampler.
-        reference_images: `(m, H, W, C)`: real images, e.g. the test split; use as many as
-            `images` and the same count across the models compared (the FD depends on it).
+        reference_images: `(m, H, W, C)`: real images, e.g. the test split. Keep `n` and `m`
+            the same across the models compared (the FD's bias depends on them); a larger `m`
+            steadies the precision (docs/sample_quality.md).
         dataset: str. The dataset name whose shipped feature net embeds both (`mnist_sample`,
             `mnist`, `fashion_mnist`).
         k: int. Neighbours of the manifold estimate (Kynkäänniemi et al.: 3).
