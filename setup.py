@@ -26,6 +26,8 @@ INSTALL_REQUIRES = [
 
 # The trained presets shipped in the package (vae_zoo/presets/<name>/, see vae_zoo/presets).
 PRESET_FILES = ["*/card.yaml", "*/config.yaml", "*/model.json", "*/weights.npz", "*/check_images.npz"]
+# The feature nets of the sample-quality metrics (vae_zoo/evaluation/feature_nets/<dataset>/).
+FEATURE_NET_FILES = ["*/card.yaml", "*/weights.npz"]
 HUB = ["huggingface_hub>=2.4,<3"]  # from_preset("hf://user/name")
 # The documentation site (mkdocs.yml; tests/test_docs_site.py builds it strictly). matplotlib draws
 # the results' plots (benchmarks/plots.py); it is also a core dependency, for the latent scatter.
@@ -46,6 +48,7 @@ setup(
         "vae_zoo.data": ["mnist_sample.npz", "MNIST_SAMPLE.md"],
         "vae_zoo.zoo_configs": ["*.yaml"],
         "vae_zoo.presets": PRESET_FILES,
+        "vae_zoo.evaluation.feature_nets": FEATURE_NET_FILES,
     },
     install_requires=INSTALL_REQUIRES,
     extras_require={

@@ -79,6 +79,10 @@ def test_train_writes_a_complete_run_folder(tmp_path):
     assert test["active_units"] == sum(v > 0.01 for v in test["latent_mean_variances"])
     assert test["latent_dim"] == len(test["latent_mean_variances"]) == 16
     assert 0 < test["iw_bits_per_dim"] < 1
+    # Sample quality in the shipped MNIST feature net: as many samples as test images (256).
+    assert test["quality_images"] == 256 and test["sample_fd"] > 0 and test["reconstruction_fd"] > 0
+    assert 0 <= test["sample_precision"] <= 1 and 0 <= test["sample_recall"] <= 1
+    assert {"test/sample_fd", "test/reconstruction_fd"} <= logged and "sample FD" in result.stdout
     for picture in ("samples", "reconstructions", "traversals", "interpolations", "latent_scatter"):
         assert (run / f"pictures/{picture}.png").stat().st_size > 1000, picture
     assert (run / "tensorboard/projector_config.pbtxt").is_file()
@@ -91,6 +95,7 @@ def test_train_writes_a_complete_run_folder(tmp_path):
     assert "IW NLL" in result.stdout and "k=20, 32 images" in result.stdout
     updated = json.loads((run / "metrics.json").read_text())["test"]
     assert (updated["iw_samples"], updated["iw_examples"]) == (20, 32)
+    assert updated["quality_images"] == 256  # evaluate.py's 2,000, bounded by the test split
     result = subprocess.run([sys.executable, "evaluate.py", str(tmp_path / "nope")],
                             cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 2 and "holds no model.keras" in result.stderr

@@ -1,10 +1,12 @@
 """`python evaluate.py RUN_DIR`: held-out metrics and pictures of a trained run.
 
 Reports the test ELBO, the importance-weighted NLL (k = 5000 importance samples by default, as in
-Burda et al.), bits per dimension, reconstruction error and active units; merges them into the run's
-metrics.json and TensorBoard, and draws the pictures into RUN_DIR/pictures. With --disentanglement
-(data with ground-truth factors, such as dsprites), also the BetaVAE and FactorVAE scores, MIG, DCI
-and SAP of the model's mean code, with disentanglement_lib's defaults.
+Burda et al.), bits per dimension, reconstruction error, active units, and the Fréchet distance,
+precision and recall of samples (and the FD of reconstructions) in the zoo's classifier features
+of the dataset; merges them into the run's metrics.json and TensorBoard, and draws the pictures
+into RUN_DIR/pictures. With --disentanglement (data with ground-truth factors, such as dsprites),
+also the BetaVAE and FactorVAE scores, MIG, DCI and SAP of the model's mean code, with
+disentanglement_lib's defaults.
 """
 
 import argparse
@@ -26,6 +28,10 @@ def build_parser():
                         help="hidden layers of the IW NLL estimate alone in bfloat16: faster on "
                              "CPUs with AVX512-BF16/AMX, the estimate moves slightly (see "
                              "benchmarks/README.md)")
+    parser.add_argument("--quality-images", type=int, default=2000, metavar="N",
+                        help="samples scored by Fréchet distance, precision and recall against "
+                             "N test images, in the zoo's feature net of the dataset (default "
+                             "2000, at most 10000; 0: skip)")
     parser.add_argument("--no-pictures", action="store_true")
     parser.add_argument("--disentanglement", action="store_true",
                         help="also score the representation against the data's ground-truth "
@@ -37,13 +43,16 @@ def build_parser():
 
 
 def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=print,
-                 disentanglement=False, disentanglement_points=None, iw_precision="float32"):
+                 disentanglement=False, disentanglement_points=None, iw_precision="float32",
+                 quality_images=2000):
     """Evaluates a finished run; returns the updated metrics dict (also written to metrics.json).
 
     With `disentanglement`, also the five disentanglement metrics (under `disentanglement`), their
-    sample sizes capped at `disentanglement_points` when given.
+    sample sizes capped at `disentanglement_points` when given. `quality_images` samples are
+    scored against as many test images (sample FD, precision, recall; 0: not).
     """
     from vae_zoo.config import RunConfig
+    from vae_zoo.config.schema import MAX_QUALITY_IMAGES
     from vae_zoo.data import load_data
     from vae_zoo.data import make_batches
     from vae_zoo.errors import UserInputError
@@ -53,6 +62,8 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
 
     if num_samples < 1 or (max_examples is not None and max_examples < 1):
         raise UserInputError("-k and --examples must be >= 1")
+    if not 0 <= quality_images <= MAX_QUALITY_IMAGES:
+        raise UserInputError(f"--quality-images must be in [0, {MAX_QUALITY_IMAGES}]")
     if disentanglement_points is not None and disentanglement_points < 10:
         raise UserInputError("--disentanglement-points must be >= 10")
     run = RunFolder(run_dir)
@@ -71,7 +82,8 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
     batches = make_batches(data, "test", config.data, seed=config.train.seed)
     log(f"evaluating {run} on {data.sizes['test']} test images of {data.source}")
     settings = EvalSettings(iw_samples=num_samples, iw_examples=max_examples, progress=True,
-                            num_examples=data.sizes.get("test"), iw_precision=iw_precision)
+                            num_examples=data.sizes.get("test"), iw_precision=iw_precision,
+                            dataset=config.data.dataset, quality_images=quality_images)
     results, drawn = evaluate_and_report(model, batches, run, step=config.train.epochs,
                                          settings=settings, draw=draw)
     metrics = run.read_metrics()
@@ -99,7 +111,8 @@ def main(argv=None):
         metrics = evaluate_run(args.run_dir, args.iw_samples, args.examples, not args.no_pictures,
                                disentanglement=args.disentanglement,
                                disentanglement_points=args.disentanglement_points,
-                               iw_precision=args.iw_precision)
+                               iw_precision=args.iw_precision,
+                               quality_images=args.quality_images)
     except UserInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -243,23 +243,33 @@ class TrainConfig:
                 f"got {self.profile_steps}")
 
 
+QUALITY_IMAGES = 500  # the end-of-training sample FD: about 1 s on 2 busy cores (evaluate.py: 2000)
+MAX_QUALITY_IMAGES = 10000  # the k-NN step of precision/recall is quadratic in it
+
+
 @dataclasses.dataclass
 class EvalConfig:
     """The held-out evaluation at the end of training (`python evaluate.py` for more).
 
     The importance-weighted NLL costs k decoder passes per image: k = 5000 (the IWAE paper's) on
     the full MNIST test set takes about an hour on 2 CPU cores, so training ends with a cheaper one.
+    `quality_images` samples are scored against as many test images (Fréchet distance,
+    precision, recall in the zoo's feature net of the dataset, where it ships one; 0: none).
     """
 
     iw_samples: int = 100
     iw_examples: int | None = 1000
     pictures: bool = True
+    quality_images: int = QUALITY_IMAGES
 
     def validate(self):
         if self.iw_samples < 1:
             raise UserInputError(f"eval.iw_samples must be >= 1, got {self.iw_samples}")
         if self.iw_examples is not None and self.iw_examples < 1:
             raise UserInputError(f"eval.iw_examples must be >= 1, got {self.iw_examples}")
+        if not 0 <= self.quality_images <= MAX_QUALITY_IMAGES:
+            raise UserInputError(f"eval.quality_images must be in [0, {MAX_QUALITY_IMAGES}] (0: "
+                                 f"no sample FD), got {self.quality_images}")
 
 
 SECTIONS = {"data": DataConfig, "train": TrainConfig, "eval": EvalConfig}

@@ -34,6 +34,10 @@ class EvalSettings:
         iw_precision: str. Dtype policy of the hidden layers for the IW NLL alone: `float32`,
             or `mixed_bfloat16` (faster on CPUs with AVX512-BF16/AMX; see benchmarks/README.md
             for how far it moves the estimate).
+        dataset: str or None. The run's `data.dataset`: picks the feature net of the sample
+            quality metrics (None: they are not computed).
+        quality_images: int. Samples drawn for the Fréchet distance, precision and recall, each
+            set against as many test images (0: not computed; see `sample_quality`).
     """
 
     iw_samples: int = 100
@@ -41,6 +45,8 @@ class EvalSettings:
     progress: bool = False
     num_examples: int | None = None
     iw_precision: str = "float32"
+    dataset: str | None = None
+    quality_images: int = 2000
 
 
 def register_metric(name, requires=()):

@@ -116,5 +116,14 @@ def summary(results):
     if "prior_nll" in results:
         parts.append(f"prior NLL {results['prior_nll']:.2f} nats per code grid")
     parts.append(f"reconstruction MSE {results['reconstruction_mse']:.4f}")
+    if "sample_fd" in results:
+        parts.append(f"sample FD {results['sample_fd']:.2f} (precision "
+                     f"{results['sample_precision']:.3f}, recall {results['sample_recall']:.3f}; "
+                     f"{results['quality_images']} images, {results['quality_features']} "
+                     f"features, not Inception FID)")
+    if "reconstruction_fd" in results:
+        parts.append(f"reconstruction FD {results['reconstruction_fd']:.2f}")
+    if "sample_quality_skipped" in results:
+        parts.append(results["sample_quality_skipped"])
     parts.append(f"active units {results['active_units']}/{results['latent_dim']}")
     return "; ".join(parts)

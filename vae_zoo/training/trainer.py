@@ -259,7 +259,9 @@ def _train(config, run, data, model, strategy, resume, verbose, log, multi_worke
                if model.capabilities.has_density else "")
     log(f"evaluating on {data.sizes['test']} test images{iw_note}")
     settings = EvalSettings(iw_samples=config.eval.iw_samples, iw_examples=config.eval.iw_examples,
-                            progress=verbose == 1, num_examples=data.sizes.get("test"))
+                            progress=verbose == 1, num_examples=data.sizes.get("test"),
+                            dataset=config.data.dataset,
+                            quality_images=config.eval.quality_images)
     test, drawn = evaluate_and_report(model, batches["test"], run, step=ends[-1],
                                       settings=settings, draw=config.eval.pictures)
     write_hparams(run, config.to_dict())
