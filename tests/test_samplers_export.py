@@ -17,9 +17,27 @@ from vae_zoo.export import as_float32
 from vae_zoo.run_folder import RunFolder
 from vae_zoo.samplers.codes import sampler_folder
 from vae_zoo.samplers.codes import stored_sampler
-from vae_zoo.testing.harness import assert_same_distribution
 
-DRAWS = 2000  # assert_same_distribution's tolerances are for 2000 draws
+DRAWS = 2000
+
+
+def assert_same_distribution(draws, reference, what):
+    """Two sets of images drawn independently agree: each pixel's mean within 5 standard
+    errors of the difference (784 pixels: a false alarm about once in 2,000 runs, Gaussian
+    means), and the total variance (the covariance's trace) within 10%.
+
+    Not the harness's per-pixel spread ratio: on a well-trained model most pixels are near 0
+    with rare bright draws, and two sets of 4,000 draws from the same SavedModel differed by
+    up to 30% in such a pixel's sd (measured on `ae`, 30 epochs), while the trace agreed to 2%.
+    """
+    draws = np.asarray(draws, "float64").reshape(len(draws), -1)
+    reference = np.asarray(reference, "float64").reshape(len(reference), -1)
+    assert draws.shape == reference.shape, what
+    error = np.sqrt(draws.var(0) / len(draws) + reference.var(0) / len(reference))
+    z = np.abs(draws.mean(0) - reference.mean(0)) / (error + 2e-4)
+    assert z.max() < 5, (what, z.max())
+    ratio = draws.var(0).sum() / reference.var(0).sum()
+    assert abs(ratio - 1) < 0.1, (what, ratio)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ def build_parser():
     parser.add_argument("--components", type=int,
                         help="gmm: mixture components (default 10, as pythae)")
     parser.add_argument("--steps", type=int,
-                        help="maf, two_stage: training steps (default 1000, 2000)")
+                        help="maf, two_stage: training steps (default: maf 1000, two_stage 2000)")
     parser.add_argument("--n", type=int, default=100, help="images in the picture (default 100)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the fit and of the pictured draws (default 0)")
