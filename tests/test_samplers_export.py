@@ -102,6 +102,18 @@ def test_sample_errors_are_one_line_and_exit_code_2(run, tmp_path, capsys):
         assert message in err and "Traceback" not in err, (args, err)
 
 
+def test_a_damaged_stored_sampler_is_refused_until_refit(run, capsys):
+    folder = sampler_folder(run, "two_stage")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sampler.json").write_text("[1, 2]")
+    (folder / "arrays.npz").write_bytes(b"")
+    assert sample(run, "--sampler", "two_stage", "--steps", "20", "--n", "4") == 2
+    err = capsys.readouterr().err
+    assert "sampler.json is damaged: no sampler name (--refit fits it again)" in err, err
+    assert sample(run, "--sampler", "two_stage", "--steps", "20", "--n", "4", "--refit") == 0
+    assert json.loads((folder / "sampler.json").read_text())["options"]["steps"] == 20
+
+
 def test_a_model_without_a_continuous_code_is_refused_with_the_models_that_apply(tmp_path, capsys):
     from vae_zoo.testing.harness import build_zoo_model
 

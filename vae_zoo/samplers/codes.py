@@ -90,12 +90,15 @@ def fitted_sampler(run, model, name, options=None, refit=False, seed=0, limit=No
     sampler.check_options()
     folder = sampler_folder(run, name)
     if not refit and folder.exists():
-        stored = stored_sampler(run, model, name)
+        try:
+            stored = stored_sampler(run, model, name)
+        except UserInputError as e:
+            raise UserInputError(f"{e} (--refit fits it again)") from None
         if stored.config == sampler.config:
             log(f"using the stored {stored.describe()} in {folder} (--refit fits it again)")
             return stored
         log(f"the stored sampler is {stored.describe()}; fitting {sampler.describe()}")
-    sampler.fitted_on.update(seed=int(seed))
+    sampler.fitted_on.update(codes_of="representation(x) of training images", seed=int(seed))
     sampler.fit(training_codes(run, model, limit, log), seed=seed, log=log)
     sampler.save(folder)
     log(f"fitted {sampler.describe()}; stored in {folder}")
