@@ -65,8 +65,8 @@ class Sampler:
             raise UserInputError(f"{self.name} needs finite codes (n >= 2, latent_dim), got "
                                  f"shape {codes.shape}")
         self.latent_dim = codes.shape[1]
-        self.arrays = {k: np.asarray(v, "float32")
-                       for k, v in self.fit_arrays(codes, int(seed), log or (lambda _: None)).items()}
+        arrays = self.fit_arrays(codes, int(seed), log or (lambda _: None))
+        self.arrays = {k: np.asarray(v, "float32") for k, v in arrays.items()}
         self.fitted_on.setdefault("codes", len(codes))
         self.build()
         return self
@@ -165,7 +165,7 @@ def load_sampler(folder, expected_name=None):
         raise UserInputError(f"{config_path} holds a {name!r} sampler, not {expected_name!r}")
     cls = SAMPLERS.get(name)
     latent_dim, options = meta.get("latent_dim"), meta.get("options")
-    if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or not 0 < latent_dim <= 4096:
+    if not _same_kind(latent_dim, 1) or not 0 < latent_dim <= 4096:
         raise UserInputError(f"{config_path} is damaged: latent_dim {latent_dim!r}")
     if not isinstance(options, dict) or set(options) != set(cls.options):
         raise UserInputError(f"{config_path} is damaged: options {options!r}, expected "

@@ -37,7 +37,8 @@ class SecondStage(keras.Model):
         self.latent_dim = latent_dim
 
     def negative_elbo(self, u, eps):
-        """Per code: -log N(u; decoder(z'), gamma I) + KL(q(z'|u) || N(0, I)), z' = mean + sd eps."""
+        """Per code: -log N(u; decoder(z'), gamma I) + KL(q(z'|u) || N(0, I)), at
+        z' = mean + sd eps."""
         mean, log_var = tf.split(self.encoder(u), 2, axis=-1)
         z = mean + tf.exp(0.5 * log_var) * eps
         error = tf.reduce_sum(tf.square(u - self.decoder(z)), axis=-1)
