@@ -62,5 +62,6 @@ setup(
         "vae-zoo-evaluate=vae_zoo.commands.evaluate:main",
         "vae-zoo-export=vae_zoo.commands.export:main",
         "vae-zoo-serve=vae_zoo.commands.serve:main",
+        "vae-zoo-sample=vae_zoo.commands.sample:main",
     ]},
 )

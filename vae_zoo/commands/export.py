@@ -33,6 +33,10 @@ def build_parser():
         help="TFLite quantisation mode (repeatable; default none)",
     )
     parser.add_argument("--no-tflite", action="store_true", help="write the SavedModel only")
+    parser.add_argument("--sampler", metavar="NAME",
+                        help="draw the sample signature's codes from the run's fitted ex-post "
+                        "sampler (normal, gmm, maf, two_stage; fit it first with python -m "
+                        "vae_zoo.sample RUN --sampler NAME) instead of the prior")
     return parser
 
 
@@ -106,11 +110,15 @@ def write_bytes_atomic(path, content):
     os.replace(tmp, path)
 
 
-def export_run(run_dir, name=None, base_path="exports", version=None, quantize=("none",), log=print):
-    """Exports a run (or a preset: see `load_source`); returns `{"saved_model": path, "tflite": {mode: {path, bytes, ...}}}`.
+def export_run(run_dir, name=None, base_path="exports", version=None, quantize=("none",), log=print,
+               sampler=None):
+    """Exports a run (or a preset: see `load_source`); returns `{"saved_model": path, "tflite": {mode: {path, bytes, ...}}, "metadata": {...}}`.
 
     Every deterministic signature is checked against Keras (SavedModel) and against the
-    SavedModel (each TFLite file) on real images before anything is written for it.
+    SavedModel (each TFLite file) on real images before anything is written for it. With
+    `sampler` (a name), the `sample` signature draws its codes from the run's stored ex-post
+    sampler (`vae_zoo.samplers`) instead of the model's prior; the SavedModel's metadata
+    (`assets.extra/vae_zoo.json`) says which.
     """
     import tensorflow as tf
 
@@ -133,12 +141,17 @@ def export_run(run_dir, name=None, base_path="exports", version=None, quantize=(
     base_path = Path(base_path)
     if version is not None and (base_path / name / str(version)).exists():
         raise UserInputError(f"{base_path / name / str(version)} exists; versions are never overwritten")
+    endpoints = model.serving_endpoints()
+    metadata = {"model": model.name, "class": type(model).__name__,
+                "sample": {"sampler": "prior"}}
+    if sampler is not None:
+        endpoints["sample"], metadata["sample"] = baked_sampler(model, run, sampler, log)
     images, images_source = calibration_images(run, model, log, preset)
     examples = model.endpoint_examples(images)
-    endpoints = model.serving_endpoints()
     deterministic = model.deterministic_endpoints
 
-    saved_model_dir = export_saved_model(model, base_path / name, version=version)
+    saved_model_dir = export_saved_model(model, base_path / name, version=version,
+                                         endpoints=endpoints, metadata=metadata)
     loaded = tf.saved_model.load(str(saved_model_dir))
     served = {signature: _run_signature(loaded.signatures[signature], examples[signature])
               for signature in deterministic}
@@ -188,7 +201,28 @@ def export_run(run_dir, name=None, base_path="exports", version=None, quantize=(
             f"{errors['max']:.1e} mean {errors['mean']:.1e} (tolerance {bounds})"
             + (f", codes equal {errors['agreement']:.1%}" if "agreement" in errors else "") + ", "
             f"signatures {', '.join(results[mode]['signatures'])}")
-    return {"saved_model": str(saved_model_dir), "tflite": results}
+    return {"saved_model": str(saved_model_dir), "tflite": results, "metadata": metadata}
+
+
+def baked_sampler(model, run, name, log):
+    """`((function, input_signature), metadata)` of a `sample` endpoint drawing from the run's
+    stored sampler `name`."""
+    from vae_zoo.samplers.codes import check_model
+    from vae_zoo.samplers.codes import sampler_endpoint
+    from vae_zoo.samplers.codes import sampler_folder
+    from vae_zoo.samplers.codes import stored_sampler
+    from vae_zoo.samplers import SAMPLERS
+
+    SAMPLERS.get(name)
+    if run is None:
+        raise UserInputError("--sampler needs a run folder (a preset stores no fitted sampler)")
+    check_model(model)
+    if not sampler_folder(run, name).is_dir():
+        raise UserInputError(f"{run} holds no fitted {name} sampler; fit it first with "
+                             f"python -m vae_zoo.sample {run} --sampler {name}")
+    sampler = stored_sampler(run, model, name)
+    log(f"sample signature: codes from {sampler.describe()} ({sampler_folder(run, name)})")
+    return sampler_endpoint(model, sampler), sampler.metadata()
 
 
 def _run_signature(signature, inputs):
@@ -214,7 +248,7 @@ def main(argv=None):
     modes = ["none", "dynamic", "float16", "int8"] if "all" in modes else list(dict.fromkeys(modes))
     try:
         export_run(args.run_dir, args.name, args.base_path, args.version,
-                   quantize=() if args.no_tflite else modes)
+                   quantize=() if args.no_tflite else modes, sampler=args.sampler)
     except UserInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import tempfile
@@ -25,9 +26,13 @@ def as_float32(model):
     return in_precision(model, "float32")
 
 
-def export_saved_model(model, model_dir, version=None):
+METADATA = "assets.extra/vae_zoo.json"  # beside TF Serving's warm-up file; servers ignore it
+
+
+def export_saved_model(model, model_dir, version=None, endpoints=None, metadata=None):
     """Writes `model` as SavedModel `model_dir/<version>/`, one signature per serving endpoint
-    of the model (`model.serving_endpoints()`).
+    of the model (`model.serving_endpoints()`, or `endpoints` in their place: an export with an
+    ex-post sampler replaces `sample`), and `metadata` (a JSON dict) as `METADATA` in it.
 
     A mixed-precision model is exported in float32 (`as_float32`). It is written to a hidden
     temporary folder beside the target and renamed into place, so a server watching `model_dir`
@@ -40,15 +45,18 @@ def export_saved_model(model, model_dir, version=None):
     if target.exists():
         raise FileExistsError(f"{target} exists already; versions are never overwritten")
 
-    model = as_float32(model)
+    endpoints = endpoints or as_float32(model).serving_endpoints()
     # Not `archive.track(model)`: that would also write the variables no endpoint uses (a
     # training-only discriminator, the step counter). The archive keeps what the endpoints read.
     archive = keras.export.ExportArchive()
-    for name, (function, input_signature) in model.serving_endpoints().items():
+    for name, (function, input_signature) in endpoints.items():
         archive.add_endpoint(name, function, input_signature=input_signature)
     tmp = Path(tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-"))
     try:
         archive.write_out(str(tmp), verbose=False)
+        if metadata is not None:
+            (tmp / METADATA).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / METADATA).write_text(json.dumps(metadata, indent=2) + "\n")
         os.rename(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
