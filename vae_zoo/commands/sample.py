@@ -65,7 +65,7 @@ def sample_run(run_dir, sampler, options=None, n=100, seed=0, refit=False, codes
     model = run.load_model()
     fitted = fitted_sampler(run, model, sampler, options, refit=refit, seed=seed, limit=codes,
                             log=log)
-    images = model.decode(fitted.sample(n, seed=seed)).numpy()
+    images = model.decode(model.onto_latent_space(fitted.sample(n, seed=seed))).numpy()
     run.pictures_dir.mkdir(parents=True, exist_ok=True)
     path = run.pictures_dir / f"samples_{sampler}.png"
     save_png(image_grid(images), path)

@@ -311,6 +311,12 @@ class ZooModel(keras.Model):
         """`n` images from the model; a fixed `seed` (int) draws the same images every time."""
         raise NotImplementedError
 
+    def onto_latent_space(self, z):
+        """Codes drawn by an ex-post sampler (`vae_zoo.samplers`), moved onto the space the
+        decoder was trained on: the identity, except where codes are constrained (svae's
+        sphere)."""
+        return z
+
     def reconstruct(self, x):
         """Deterministic reconstruction: the decoded representation of `x`."""
         return self.decode(self.representation(x))

@@ -111,6 +111,6 @@ def sampler_endpoint(model, sampler):
     n_spec = tf.TensorSpec([], tf.int32, name="n")
 
     def sample(n):
-        return {"x_mean": model.decode(sampler.sample(n))}
+        return {"x_mean": model.decode(model.onto_latent_space(sampler.sample(n)))}
 
     return sample, [n_spec]

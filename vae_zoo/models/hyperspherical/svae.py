@@ -69,6 +69,9 @@ class SVAE(VAE):
     def sample_latents(self, n, seed=None):
         return tf.math.l2_normalize(standard_normal_draws(n, self.latent_dim, seed), axis=-1)
 
+    def onto_latent_space(self, z):
+        return tf.math.l2_normalize(z, axis=-1)  # a fitted sampler's draws leave the sphere
+
     def log_importance_weights(self, x, num_samples):
         x = tf.convert_to_tensor(x, tf.float32)
         mean, kappa = self.encoder(x, training=False)

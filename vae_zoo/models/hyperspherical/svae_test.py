@@ -95,3 +95,11 @@ def test_latent_dim_below_two_is_refused():
 
 class TestSVAE(ZooModelChecks):
     model_name = "svae"
+
+
+def test_codes_of_a_fitted_sampler_are_put_back_on_the_sphere():
+    model = build_zoo_model("svae", (28, 28, 1))
+    codes = np.random.default_rng(0).normal(size=(5, model.latent_dim)).astype("float32") * 3
+    np.testing.assert_allclose(np.linalg.norm(model.onto_latent_space(codes), axis=1), 1, rtol=1e-5)
+    plain = build_zoo_model("conv_vae", (28, 28, 1))
+    np.testing.assert_array_equal(plain.onto_latent_space(codes), codes)
