@@ -3,10 +3,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from vae_zoo.distributions import diagonal_gaussian
-from vae_zoo.layers import DiagonalGaussianHead
 from vae_zoo.models.vae.vae import VAE
-from vae_zoo.networks import build_decoder
-from vae_zoo.networks import build_encoder
 
 tfd = tfp.distributions
 
@@ -56,20 +53,14 @@ class FlowVAE(VAE):
         on vectors (forward and its log-det-Jacobian; `event_ndims=1`)."""
         raise NotImplementedError
 
-    def build_networks(self, network, image_shape, latent_dim, network_args):
-        """The VAE's encoder with a third, float32 head: the flow's parameters from the same
+    def posterior_head(self, features, latent_dim):
+        """The VAE's head and a third, float32 one: the flow's parameters from the same
         features (Dense, initialised small so that training starts near the Gaussian VAE)."""
-        features = build_encoder(network, image_shape, dtype=self.dtype_policy, **network_args)
-        head = DiagonalGaussianHead(latent_dim, dtype="float32", name="posterior")
+        z_mean, z_log_var = super().posterior_head(features, latent_dim)
         flow_head = keras.layers.Dense(
             self.flow_parameter_count(), dtype="float32", name="flow_parameters",
             kernel_initializer=keras.initializers.RandomNormal(stddev=0.01))
-        z_mean, z_log_var = head(features.output)
-        encoder = keras.Model(features.input, [z_mean, z_log_var, flow_head(features.output)],
-                              name="encoder")
-        decoder = build_decoder(network, image_shape, latent_dim, dtype=self.dtype_policy,
-                                **network_args)
-        return encoder, decoder
+        return [z_mean, z_log_var, flow_head(features)]
 
     def flow(self, z0, parameters):
         """`(z_K, log_det)`: the flow applied to draws `z0 (..., latent)` and the sum of its

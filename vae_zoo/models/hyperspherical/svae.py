@@ -1,4 +1,3 @@
-import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -8,8 +7,6 @@ from vae_zoo.models.base import register_model
 from vae_zoo.models.hyperspherical.von_mises_fisher import VonMisesFisherHead
 from vae_zoo.models.hyperspherical.von_mises_fisher import von_mises_fisher_draws
 from vae_zoo.models.vae import VAE
-from vae_zoo.networks import build_encoder
-from vae_zoo.networks import build_decoder
 
 tfd = tfp.distributions
 
@@ -39,13 +36,8 @@ class SVAE(VAE):
                                  f"got {latent_dim}")
         super().__init__(image_shape, latent_dim=latent_dim, **kwargs)
 
-    def build_networks(self, network, image_shape, latent_dim, network_args):
-        features = build_encoder(network, image_shape, dtype=self.dtype_policy, **network_args)
-        head = VonMisesFisherHead(latent_dim, dtype="float32", name="posterior")
-        encoder = keras.Model(features.input, head(features.output), name="encoder")
-        decoder = build_decoder(network, image_shape, latent_dim, dtype=self.dtype_policy,
-                                **network_args)
-        return encoder, decoder
+    def posterior_head(self, features, latent_dim):
+        return VonMisesFisherHead(latent_dim, dtype="float32", name="posterior")(features)
 
     def call(self, inputs, training=None):
         x = self.as_batch(inputs)["x"]

@@ -111,16 +111,23 @@ class VAE(ImageNetworks, ZooModel):
         self.built = True
 
     def build_networks(self, network, image_shape, latent_dim, network_args):
-        """`(encoder, decoder)`: x -> (z_mean, z_log_var) and z -> parameters of p(x|z).
+        """`(encoder, decoder)`: x -> the posterior's parameters (`posterior_head`) and z ->
+        parameters of p(x|z).
 
         A family whose networks take more inputs (a label) overrides this alone.
         """
         features = build_encoder(network, image_shape, dtype=self.dtype_policy, **network_args)
-        head = DiagonalGaussianHead(latent_dim, dtype="float32", name="posterior")
-        encoder = keras.Model(features.input, head(features.output), name="encoder")
+        encoder = keras.Model(features.input, self.posterior_head(features.output, latent_dim),
+                              name="encoder")
         decoder = build_decoder(network, image_shape, latent_dim, dtype=self.dtype_policy,
                                 **network_args)
         return encoder, decoder
+
+    def posterior_head(self, features, latent_dim):
+        """The encoder's outputs from its features: `(z_mean, z_log_var)` of the diagonal
+        Gaussian q(z|x). A family with another posterior (flows, the sphere) overrides this
+        alone."""
+        return DiagonalGaussianHead(latent_dim, dtype="float32", name="posterior")(features)
 
     def call(self, inputs, training=None):
         x = self.as_batch(inputs)["x"]
