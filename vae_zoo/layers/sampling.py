@@ -33,18 +33,28 @@ def global_batch_noise(local_shape, seed, dtype):
     """This replica's rows of N(0, I) noise drawn for the whole global batch from `seed`.
 
     The batch is the second-to-last axis (`(batch, latent)`, or `(k, batch, latent)` for k draws
-    per example). Replica r of R holds rows [r * local, (r + 1) * local) of the global batch, as
-    `tf.distribute` splits it, so the same example gets the same noise on any number of replicas.
+    per example); see `global_batch_rows`.
+    """
+    rank = local_shape.shape[0]
+    inner = tf.concat([local_shape[: rank - 2], local_shape[rank - 1 :]], 0)
+    def normal(shape):
+        return tf.random.stateless_normal(shape, seed=seed, dtype=dtype)
+
+    noise = global_batch_rows(normal, local_shape[rank - 2], inner)
+    if rank == 3:
+        noise = tf.transpose(noise, [1, 0, 2])
+    return noise
+
+
+def global_batch_rows(make, local, inner):
+    """This replica's `local` rows of `make(shape)`, a random draw made for the whole global
+    batch (batch first, then `inner`).
+
+    Replica r of R holds rows [r * local, (r + 1) * local) of the global batch, as
+    `tf.distribute` splits it, so the same example gets the same draw on any number of replicas.
     """
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync if context is not None else 1
     replica = context.replica_id_in_sync_group if context is not None else 0
-    rank = local_shape.shape[0]
-    local = local_shape[rank - 2]
-    # Drawn batch-first so that row i of the global batch gets the same noise however it is split.
-    batch_first = tf.concat([[local * replicas], local_shape[: rank - 2], local_shape[rank - 1 :]], 0)
-    noise = tf.random.stateless_normal(batch_first, seed=seed, dtype=dtype)
-    noise = noise[replica * local : (replica + 1) * local]
-    if rank == 3:
-        noise = tf.transpose(noise, [1, 0, 2])
-    return noise
+    rows = make(tf.concat([[local * replicas], inner], 0))
+    return rows[replica * local : (replica + 1) * local]

@@ -19,6 +19,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from vae_zoo.layers.sampling import global_batch_rows
+
 PROPOSALS = 16
 
 
@@ -82,7 +84,7 @@ def von_mises_fisher_draws(mean, kappa, seed=None):
 
     def draw(make, inner):
         # Batch-first; with a seed, row i of the global batch gets the same draws on any number
-        # of replicas (as `global_batch_noise` does for the Gaussian's noise).
+        # of replicas.
         if seed is None:
             return make(tf.concat([[batch], inner], 0))
         return global_batch_rows(make, batch, inner)
@@ -113,16 +115,6 @@ def householder(z, mean):
     norm = tf.norm(normal, axis=-1, keepdims=True)
     normal = tf.where(norm > 1e-6, normal / tf.maximum(norm, 1e-6), tf.zeros_like(normal))
     return z - 2.0 * tf.reduce_sum(z * normal, axis=-1, keepdims=True) * normal
-
-
-def global_batch_rows(make, local, inner):
-    """This replica's rows of `make(shape)` drawn for the whole global batch: replica r of R
-    holds rows [r * local, (r + 1) * local), as `tf.distribute` splits a batch."""
-    context = tf.distribute.get_replica_context()
-    replicas = context.num_replicas_in_sync if context is not None else 1
-    replica = context.replica_id_in_sync_group if context is not None else 0
-    rows = make(tf.concat([[local * replicas], inner], 0))
-    return rows[replica * local:(replica + 1) * local]
 
 
 def _uniform(shape, seed):
