@@ -1,4 +1,5 @@
-"""One preset folder: its files, and how weights are stored (float16) and checked against the model."""
+"""One preset folder: its files, read and checked against the model (the weights' format:
+`vae_zoo.weights_file`)."""
 
 import json
 from pathlib import Path
@@ -8,6 +9,7 @@ import yaml
 
 from vae_zoo.config.schema import load_yaml
 from vae_zoo.errors import UserInputError
+from vae_zoo.weights_file import read_weights_into
 
 
 class PresetFolder:
@@ -105,38 +107,7 @@ class PresetFolder:
                 f"preset {self.name} takes images of shape {tuple(trained_on)}, the data has "
                 f"{tuple(image_shape)}: fine-tune it on data of its shape (or set "
                 "data.image_size)")
-        try:
-            with np.load(self.path / self.WEIGHTS) as stored:
-                names = list(stored["names"])
-                arrays = [stored[f"w{i}"] for i in range(len(names))]
-        except Exception as e:  # a truncated zip, a missing array, not an .npz at all
-            raise UserInputError(f"cannot read {self.name}/{self.WEIGHTS} ({type(e).__name__}: "
-                                 f"{str(e).splitlines()[0] if str(e) else ''}): not weights "
-                                 "written by save_preset, or damaged") from None
-        variables = model.weights
-        if len(arrays) != len(variables):
-            raise UserInputError(
-                f"{self.name}: {self.WEIGHTS} holds {len(arrays)} weights but its model has "
-                f"{len(variables)}: the weights do not match the model's config")
-        for name, array, variable in zip(names, arrays, variables):
-            if tuple(array.shape) != tuple(variable.shape):
-                raise UserInputError(
-                    f"{self.name}: weight {name} has shape {tuple(array.shape)} but the model's "
-                    f"{variable.path} has {tuple(variable.shape)}: the weights do not match the "
-                    "model's config")
-        for array, variable in zip(arrays, variables):
-            variable.assign(array.astype(variable.dtype))
-
-
-def write_weights(model, path):
-    """Writes `model.weights` to `path` (.npz); float weights as float16. Returns the rounded model
-    weights (what loading gives back), in the model's dtypes."""
-    arrays = [np.asarray(w) for w in model.get_weights()]
-    stored = [a.astype(np.float16) if np.issubdtype(a.dtype, np.floating) else a for a in arrays]
-    with open(path, "wb") as f:
-        np.savez_compressed(f, names=np.array([v.path for v in model.weights]),
-                            **{f"w{i}": a for i, a in enumerate(stored)})
-    return [s.astype(a.dtype) for s, a in zip(stored, arrays)]
+        read_weights_into(model, self.path / self.WEIGHTS, f"{self.name}/{self.WEIGHTS}")
 
 
 def write_yaml(path, content):

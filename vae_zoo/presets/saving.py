@@ -10,9 +10,9 @@ import numpy as np
 
 from vae_zoo.errors import UserInputError
 from vae_zoo.presets.folder import PresetFolder
-from vae_zoo.presets.folder import write_weights
 from vae_zoo.presets.folder import write_yaml
 from vae_zoo.run_folder import RunFolder
+from vae_zoo.weights_file import write_weights
 
 # Copied from a run's metrics.json into the card's `training` section.
 CARD_ORDER = ("name", "description", "model", "dataset", "sizes", "command", "train_command",

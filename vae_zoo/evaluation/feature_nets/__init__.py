@@ -33,7 +33,7 @@ class FeatureNet:
         from vae_zoo.config.schema import load_yaml
         from vae_zoo.evaluation.feature_nets.network import build_classifier
         from vae_zoo.evaluation.feature_nets.network import feature_extractor
-        from vae_zoo.evaluation.feature_nets.weights import read_weights_into
+        from vae_zoo.weights_file import read_weights_into
 
         self.name = name
         with open(FOLDER / name / CARD) as f:
@@ -41,7 +41,8 @@ class FeatureNet:
         self.image_shape = tuple(self.card["image_shape"])
         classifier = build_classifier(self.image_shape, self.card["num_classes"],
                                       self.card["feature_dim"])
-        read_weights_into(classifier, FOLDER / name / WEIGHTS)
+        read_weights_into(classifier, FOLDER / name / WEIGHTS, f"feature net {name}/{WEIGHTS}",
+                          mismatch="the network built from code is another one: retrain them")
         self.classifier = classifier
         self.extractor = feature_extractor(classifier)
 

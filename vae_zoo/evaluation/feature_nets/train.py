@@ -40,8 +40,8 @@ def train(dataset, epochs=None, seed=0, batch_size=128, log=print):
     from vae_zoo.evaluation.feature_nets import FOLDER
     from vae_zoo.evaluation.feature_nets import WEIGHTS
     from vae_zoo.evaluation.feature_nets import network
-    from vae_zoo.evaluation.feature_nets.weights import write_weights
     from vae_zoo.presets.folder import write_yaml
+    from vae_zoo.weights_file import write_weights
 
     epochs = epochs or EPOCHS.get(dataset, 5)
     data = load_data(DataConfig(dataset=dataset, memory_budget_mb=1024), seed=seed)
