@@ -8,7 +8,6 @@ the codes the decoder reconstructs the training images from. Draws from q(z|x) w
 posterior's noise, which the decoder was trained to average over, not to decode sharply.
 """
 
-import numpy as np
 import tensorflow as tf
 
 from vae_zoo.errors import UserInputError
@@ -55,6 +54,7 @@ def training_codes(run, model, limit=None, log=print):
     from vae_zoo.config import RunConfig
     from vae_zoo.data import load_data
     from vae_zoo.data import make_batches
+    from vae_zoo.evaluation.latents import representations
 
     config = RunConfig.from_dict(run.read_config())
     data = load_data(config.data, seed=config.train.seed)
@@ -62,8 +62,7 @@ def training_codes(run, model, limit=None, log=print):
         raise UserInputError(f"the run's data now has images of shape {data.image_shape}, "
                              f"but the model takes {model.image_shape}")
     batches = make_batches(data, "train", config.data, seed=config.train.seed, limit=limit)
-    represent = tf.function(model.representation, reduce_retracing=True)
-    codes = np.concatenate([represent(batch["x"]).numpy() for batch in batches])
+    codes = representations(model, batches)
     log(f"codes: the posterior means of {len(codes)} training images of {data.source} "
         f"({codes.shape[1]} latents)")
     return codes
