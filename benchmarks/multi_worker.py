@@ -20,9 +20,10 @@ Writes benchmarks/results/multi_worker.{md,json}.
 add workers: 1 process trains batches of N, 2 workers global batches of 2N), into
 benchmarks/results/multi_worker_per_worker_batch.{md,json}.
 
-`--profile` trains each setup once with a TensorFlow profiler trace of global steps 5-16
-(`train.profile_steps`, after the first step's tracing and the kernels' warm-up, inside the
-first epoch at global batches up to 256) and breaks every worker's trace down
+`--profile` trains each setup once with a TensorFlow profiler trace of global steps 9-18
+(`train.profile_steps`, after the tracing of both step functions (a worker's first synced step,
+its 8th, traces the second) and the kernels' warm-up, inside the first epoch at global batches
+up to 256) and breaks every worker's trace down
 (benchmarks/trace_breakdown.py): each instant of the steps goes to the first of compute (op
 kernels other than collectives: convolutions, matmuls, element-wise ops, their gradients, the
 optimizer), collectives (`CollectiveReduceV2` from its start to its done callback, so waiting
@@ -255,8 +256,8 @@ def main():
                         + " (default: %(default)s)")
     parser.add_argument("--profile", action="store_true",
                         help="trace --profile-steps of one run of each setup and break them down")
-    parser.add_argument("--profile-steps", type=int, nargs=2, default=[5, 16],
-                        metavar=("FIRST", "LAST"), help="global steps to trace (default 5 16)")
+    parser.add_argument("--profile-steps", type=int, nargs=2, default=[9, 18],
+                        metavar=("FIRST", "LAST"), help="global steps to trace (default 9 18)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 

@@ -270,12 +270,12 @@ def _load(name, folder):
 
 
 MULTI_WORKER_RUNS = {  # label: the stored table (benchmarks/multi_worker.py's --out names)
-    "3 epochs, 128 per worker": "multi_worker_per_worker_batch",
-    "10 epochs, 128 per worker": "multi_worker_per_worker_batch_10_epochs",
-    "3 epochs, global batch 128": "multi_worker",
-    "dense_vae, 3 epochs, 128 per worker": "multi_worker_dense_vae_per_worker_batch",
+    "3 epochs, 128 per worker (allocator fix)": "multi_worker_per_worker_batch",
+    "10 epochs, 128 per worker (before it, Xeon)": "multi_worker_per_worker_batch_10_epochs",
+    "3 epochs, global batch 128 (before it, Xeon)": "multi_worker",
+    "dense_vae, 3 epochs, 128 per worker (before it, Xeon)": "multi_worker_dense_vae_per_worker_batch",
     # a table main's multi_worker.py writes; drawn once it is in the results folder
-    "Fashion-MNIST, 2 epochs, 128 per worker": "multi_worker_per_worker_batch_fashion_mnist",
+    "Fashion-MNIST, 2 epochs, 128 per worker (allocator fix)": "multi_worker_per_worker_batch_fashion_mnist",
 }
 
 

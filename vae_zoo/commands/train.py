@@ -181,6 +181,9 @@ def main(argv=None):
             return launch_workers(argv, args.workers)
         config, run = resolve(args)
         from vae_zoo.training import train
+        from vae_zoo.training.allocator import keep_freed_memory
+
+        keep_freed_memory()  # before the first tensor: see vae_zoo/training/allocator.py
 
         if args.resume and run.is_finished() and config.train.epochs <= _epochs_done(run):
             print(f"run folder: {run} holds this run, finished; nothing to do "
