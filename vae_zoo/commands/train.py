@@ -183,7 +183,7 @@ def main(argv=None):
         from vae_zoo.training import train
         from vae_zoo.training.allocator import keep_freed_memory
 
-        keep_freed_memory()  # before the first tensor: see vae_zoo/training/allocator.py
+        keep_freed_memory()  # before training allocates: see vae_zoo/training/allocator.py
 
         if args.resume and run.is_finished() and config.train.epochs <= _epochs_done(run):
             print(f"run folder: {run} holds this run, finished; nothing to do "

@@ -4,7 +4,7 @@ glibc's malloc gives a large buffer (a convolution's im2col, a gradient, a recei
 chunk) its own `mmap` and unmaps it when freed, and hands the top of a thread's heap back once
 128 KB of it is free. So every training step mapped its big temporaries afresh and the kernel
 faulted and zeroed every page again. Measured on conv_vae, one core per process: a
-multi-worker step took 45,000 page faults and 420-490 ms; with freed memory kept, 200-400
+multi-worker step took 45,000 page faults and 422-490 ms; with freed memory kept, 200-400
 faults and 243-252 ms, peak memory 3% higher (`benchmarks/multi_worker.py` shows the effect on
 training). This is what tcmalloc and jemalloc do by design, without a preload.
 """
