@@ -89,6 +89,17 @@ def seed_run(commands, run_dir, root, fresh=False, table_only=False):
     return json.loads((Path(run_dir) / "metrics.json").read_text()), timing
 
 
+def add_seed_run_arguments(parser, runs):
+    """The options of a table grown from reusable seed runs (`seed_run`): --fresh, --table-only,
+    --runs (default `runs`) and --out."""
+    parser.add_argument("--fresh", action="store_true", help="train again even when a finished "
+                                                             "run with the same commands exists")
+    parser.add_argument("--table-only", action="store_true",
+                        help="only tabulate the runs that are finished; train nothing")
+    parser.add_argument("--runs", default=str(runs), help="folder for the training runs")
+    parser.add_argument("--out", default=str(RESULTS), help="folder for the result tables")
+
+
 def mean_sd(values, digits=2):
     """`(mean, sd with ddof 1 or None, "mean ± sd")` of the values that are not None."""
     values = [v for v in values if v is not None]

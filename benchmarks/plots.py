@@ -85,6 +85,68 @@ def quality(rows, out=RESULTS):
     return _save(fig, "quality", out, digest(rows))
 
 
+SAMPLER_STYLE = {"prior": ("C7", "o"), "gmm": ("C0", "s"), "two_stage": ("C1", "^"),
+                 "maf": ("C2", "D")}
+
+
+def generation(rows, out=RESULTS):
+    """Sample FD per model from its prior and each ex-post sampler, with the seed-to-seed sd
+    (generation.json), one panel per dataset. Lower is better."""
+    plt = _pyplot()
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    height = 1.5 + 0.3 * max(sum(r["dataset"] == d for r in rows) for d in datasets)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), height), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        these = [r for r in rows if r["dataset"] == dataset]
+        for k, (column, (colour, marker)) in enumerate(SAMPLER_STYLE.items()):
+            points = [(r[f"{column}_fd"], i + 0.15 * (k - 1.5), r[f"{column}_fd_sd"] or 0)
+                      for i, r in enumerate(these) if r.get(f"{column}_fd") is not None]
+            if points:
+                x, y, sd = zip(*points)
+                ax.errorbar(x, y, xerr=sd, fmt=marker, color=colour, capsize=2, markersize=4,
+                            label=column)
+        ax.set_yticks(range(len(these)), [f"{r['model']} ({r['seeds']})" for r in these],
+                      fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xscale("log")
+        ax.set(xlabel="sample FD in the zoo's classifier features (lower is better)",
+               title=f"{dataset}: {these[0]['epochs']} epochs (seeds)")
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    return _save(fig, "generation", out, digest(rows))
+
+
+def generation_samples(pictured, columns, dataset, out=RESULTS):
+    """A grid of samples, a row per model and a column per sampler: `pictured` is a list of
+    `(model name, {column: images (n, H, W, C) in [0, 1]})`. Drawn from models, not from JSON:
+    `benchmarks/generation.py` writes it, `python benchmarks/plots.py` does not."""
+    import numpy as np
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(len(pictured), len(columns), squeeze=False,
+                             figsize=(2.2 * len(columns) + 1, 0.62 * len(pictured) + 0.6))
+    for i, (model, images) in enumerate(pictured):
+        for j, column in enumerate(columns):
+            ax = axes[i][j]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for side in ax.spines.values():
+                side.set_visible(False)
+            if i == 0:
+                ax.set_title(column, fontsize=10)
+            if j == 0:
+                ax.set_ylabel(model, rotation=0, ha="right", va="center", fontsize=8)
+            if column in images:
+                strip = np.concatenate(list(np.clip(images[column], 0, 1)), axis=1)
+                ax.imshow(strip[..., 0] if strip.shape[-1] == 1 else strip, cmap="gray",
+                          vmin=0, vmax=1)
+    fig.suptitle(f"Samples on {dataset} (seed 0): the prior and the ex-post samplers", fontsize=10)
+    fig.tight_layout()
+    source = digest([[model, sorted(images)] for model, images in pictured])
+    return _save(fig, "generation_samples", out, source)
+
+
 def time_to_result(results, out=RESULTS):
     """Where a run's training time goes (the bare steps against the rest), vae_zoo against
     pythae, and the IW NLL's projected time (time_to_result.json); panels for the parts present."""

@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # so that `python benchmarks/<script>.py` finds the repo's packages
 
-from benchmarks.common import RESULTS  # noqa: E402
+from benchmarks.common import add_seed_run_arguments  # noqa: E402
 from benchmarks.common import mean_sd  # noqa: E402
 from benchmarks.common import ordering_verdict  # noqa: E402
 from benchmarks.common import seed_run  # noqa: E402
@@ -150,12 +150,7 @@ def main():
                         help="test images for the IW NLL (the ELBO uses all)")
     parser.add_argument("--mnist-epochs", type=int, default=EPOCHS["mnist_sample"])
     parser.add_argument("--fashion-epochs", type=int, default=EPOCHS["fashion_mnist"])
-    parser.add_argument("--fresh", action="store_true", help="train again even when a finished "
-                                                             "run with the same command exists")
-    parser.add_argument("--table-only", action="store_true",
-                        help="only tabulate the runs that are finished; train nothing")
-    parser.add_argument("--runs", default=str(RUNS), help="folder for the training runs")
-    parser.add_argument("--out", default=str(RESULTS), help="folder for the result tables")
+    add_seed_run_arguments(parser, RUNS)
     args = parser.parse_args()
     args.epochs = {"mnist_sample": args.mnist_epochs, "fashion_mnist": args.fashion_epochs}
 

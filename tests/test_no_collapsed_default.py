@@ -29,10 +29,15 @@ BATCH, EPOCHS = 32, 10  # 512 digits: 16 steps an epoch, 160 steps
 # the penalised ones (beta > 1, a TC or covariance penalty) 0.9 to 14 (seed 0, measured when
 # this test was written); the floors sit well under those and far above a collapse.
 ELBO_KL, PENALISED_KL = 1.5, 0.3
+# svae's von Mises-Fisher KL to the uniform grows slower (kappa starts near 0): 1.14, 2.10 and
+# 1.74 nats over seeds 0-2 on one machine (a Xeon with AMX), above 1.5 on another; a collapsed
+# posterior (kappa -> 0) carries ~0.
+SPHERE_KL = 0.5
 CODE_ONLY = "active units only"  # deterministic encoders: no KL to floor
 FLOORS = {  # case -> least test KL (nats); None: the capacity variant, KL near C_max (below)
     **dict.fromkeys(["conv_vae", "dense_vae", "iwae", "vamp_vae", "cvae", "hvae", "miwae",
-                     "ciwae", "vae_lin_nf", "vae_iaf", "piwae", "svae"], ELBO_KL),
+                     "ciwae", "vae_lin_nf", "vae_iaf", "piwae"], ELBO_KL),
+    "svae": SPHERE_KL,
     **dict.fromkeys(["beta_vae", "beta_tcvae", "factor_vae", "dip_vae", "dip_vae type ii",
                      "info_vae", "msssim_vae"], PENALISED_KL),
     **dict.fromkeys(["ae", "rae_l2", "rae_gp", "wae_mmd", "adversarial_ae"], CODE_ONLY),

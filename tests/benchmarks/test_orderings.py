@@ -1,6 +1,7 @@
 """The tables' checks of the papers' orderings: each verdict from the means and the spread."""
 
 from benchmarks import disentanglement
+from benchmarks import generation
 from benchmarks import quality
 
 
@@ -32,3 +33,35 @@ def test_quality_orderings_weigh_the_gap_against_the_spread():
     assert found[1].endswith("iwae/k50 below dense_vae by 0.80 nats (largest sd 0.30): holds")
     assert found[2].endswith("iwae/k50 below iwae/k5 by -0.20 nats (largest sd 0.20): "
                              "does NOT hold")
+
+
+def test_generation_orderings_weigh_the_gap_against_the_spread():
+    def row(model, prior, prior_sd, gmm, gmm_sd):
+        return {"dataset": "mnist", "model": model, "prior_fd": prior, "prior_fd_sd": prior_sd,
+                "gmm_fd": gmm, "gmm_fd_sd": gmm_sd}
+
+    found = generation.orderings([row("vae", 30.0, 2.0, 20.0, 1.0), row("ae", 30.0, 4.0, 25.0, 1.0),
+                                  row("vamp", 20.0, None, 21.0, None),
+                                  row("cvae", 20.0, None, None, None)])
+    assert [f["text"] for f in found] == [
+        "mnist: vae: gmm below prior by 10.0 FD (largest sd 2.0): holds",
+        "mnist: ae: gmm below prior by 5.0 FD (largest sd 4.0): holds, within 2 sd",
+        "mnist: vamp: gmm below prior by -1.0 FD (largest sd 0.0): does NOT hold"]
+
+
+def test_generation_rows_of_models_without_a_sampler_show_dashes():
+    prior_only = {"sample_fd": 40.0, "sample_precision": 0.5, "sample_recall": 0.4}
+    runs = [({"test": {**prior_only, "quality_images": 2000}, "epochs": 20}, None),
+            ({"test": {**prior_only, "sample_fd": 44.0, "quality_images": 2000}, "epochs": 20},
+             {"wall_minutes": 1.0, "cpu_minutes": 2.0})]
+    row = generation.summarise("mnist_sample", "cvae", runs, [generation.ROOT / "r0", "r1"])
+    assert (row["prior_fd"], row["prior_fd_text"], row["gmm_fd"]) == (42.0, "42.0 ± 2.8", None)
+    assert row["best"] == "prior" and row["run_dirs"] == ["r0", "r1"]
+    assert generation.orderings([row]) == []  # no gmm: no check
+
+    class Args:
+        quality_images, sampler_steps = 2000, None
+
+    line = generation.table([{**row, "commands": []}], Args()).splitlines()[4]
+    assert line.startswith("| mnist_sample | cvae | 2 | 20 | 42.0 ± 2.8 | – | – | – | prior |")
+    assert "| 0.500 ± 0.000 / 0.400 ± 0.000 | – | 1.0 | 2.0 |" in line

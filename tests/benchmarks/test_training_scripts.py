@@ -105,3 +105,28 @@ def test_input_pipeline_script(tmp_path):
     assert all(r["train_images_per_s"] > 0 for r in data["rows"][2:])
     assert len(list((tmp_path / "root" / "png60").glob("*.png"))) == 60
     assert "| 60 | train, streamed |" in (tmp_path / "input_pipeline.md").read_text()
+
+
+def test_generation_script(tmp_path):
+    common = ["--models", "dense_vae", "--datasets", "mnist_sample", "--mnist-epochs", "1",
+              "--seeds", "0", "--quality-images", "100", "--sampler-steps", "20", "--out",
+              str(tmp_path), "--runs", str(tmp_path / "runs")]
+    log = run("generation.py", *common).stdout
+    assert log.count("$ python -m vae_zoo.sample") == 3
+    (dense,) = json.loads((tmp_path / "generation.json").read_text())
+    assert dense["model"] == "dense_vae" and dense["quality_images"] == 100
+    for column in ("prior", "gmm", "two_stage", "maf"):
+        seed = dense["per_seed"][0][column]
+        assert seed["fd"] > 0 and 0 <= seed["precision"] <= 1 and 0 <= seed["recall"] <= 1
+        assert dense[f"{column}_fd"] == seed["fd"]
+    assert dense["best"] in ("prior", "gmm", "two_stage", "maf")
+    assert any(c.endswith("--sampler maf --n 36 --steps 20") for c in dense["commands"])
+    assert "mnist_sample: dense_vae: gmm below prior by" in (tmp_path / "generation.md").read_text()
+    for png in ("generation.png", "generation_samples.png"):
+        assert (tmp_path / png).stat().st_size > 0
+    pictures = tmp_path / "runs/mnist_sample/dense_vae/seed-0/pictures"
+    assert {p.name for p in pictures.glob("samples_*.png")} == {
+        "samples_gmm.png", "samples_two_stage.png", "samples_maf.png"}
+
+    log = run("generation.py", *common, "--table-only").stdout
+    assert "$ python" not in log  # tabulated from the finished runs

@@ -3,8 +3,9 @@
 Reports the test ELBO, the importance-weighted NLL (k = 5000 importance samples by default, as in
 Burda et al.), bits per dimension, reconstruction error, active units, and the Fréchet distance,
 precision and recall of samples (and the FD of reconstructions) in the zoo's classifier features
-of the dataset; merges them into the run's metrics.json and TensorBoard, and draws the pictures
-into RUN_DIR/pictures. With --disentanglement (data with ground-truth factors, such as dsprites),
+of the dataset, from the prior and (--samplers) from ex-post samplers fitted to the codes;
+merges them into the run's metrics.json and TensorBoard, and draws the pictures into
+RUN_DIR/pictures. With --disentanglement (data with ground-truth factors, such as dsprites),
 also the BetaVAE and FactorVAE scores, MIG, DCI and SAP of the model's mean code, with
 disentanglement_lib's defaults.
 """
@@ -32,6 +33,10 @@ def build_parser():
                         help="samples scored by Fréchet distance, precision and recall against "
                              "N test images, in the zoo's feature net of the dataset (default "
                              "2000, at most 10000; 0: skip)")
+    parser.add_argument("--samplers", nargs="+", metavar="NAME", default=(),
+                        help="also score the samples of these ex-post samplers (normal, gmm, maf, "
+                             "two_stage) as the prior's: each is the run's stored one, or is "
+                             "fitted with its defaults and stored (python -m vae_zoo.sample)")
     parser.add_argument("--no-pictures", action="store_true")
     parser.add_argument("--disentanglement", action="store_true",
                         help="also score the representation against the data's ground-truth "
@@ -44,12 +49,13 @@ def build_parser():
 
 def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=print,
                  disentanglement=False, disentanglement_points=None, iw_precision="float32",
-                 quality_images=2000):
+                 quality_images=2000, samplers=()):
     """Evaluates a finished run; returns the updated metrics dict (also written to metrics.json).
 
     With `disentanglement`, also the five disentanglement metrics (under `disentanglement`), their
     sample sizes capped at `disentanglement_points` when given. `quality_images` samples are
-    scored against as many test images (sample FD, precision, recall; 0: not).
+    scored against as many test images (sample FD, precision, recall; 0: not), and as many
+    from each of the ex-post `samplers` (names; fitted and stored in the run unless stored).
     """
     from vae_zoo.config import RunConfig
     from vae_zoo.config.schema import MAX_QUALITY_IMAGES
@@ -59,6 +65,8 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
     from vae_zoo.evaluation import EvalSettings
     from vae_zoo.evaluation.report import evaluate_and_report
     from vae_zoo.run_folder import RunFolder
+    from vae_zoo.samplers import SAMPLERS
+    from vae_zoo.samplers.codes import run_sampler
 
     if num_samples < 1 or (max_examples is not None and max_examples < 1):
         raise UserInputError("-k and --examples must be >= 1")
@@ -66,8 +74,13 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
         raise UserInputError(f"--quality-images must be in [0, {MAX_QUALITY_IMAGES}]")
     if disentanglement_points is not None and disentanglement_points < 10:
         raise UserInputError("--disentanglement-points must be >= 10")
+    if samplers and not quality_images:
+        raise UserInputError("--samplers scores samples: it needs --quality-images > 0")
+    for name in samplers:
+        SAMPLERS.get(name)  # an unknown name fails before the model loads
     run = RunFolder(run_dir)
     model = run.load_model()
+    fitted = tuple(run_sampler(run, model, name, log) for name in dict.fromkeys(samplers))
     config = RunConfig.from_dict(run.read_config())
     data = load_data(config.data, seed=config.train.seed)
     if data.image_shape != model.image_shape:
@@ -83,7 +96,8 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
     log(f"evaluating {run} on {data.sizes['test']} test images of {data.source}")
     settings = EvalSettings(iw_samples=num_samples, iw_examples=max_examples, progress=True,
                             num_examples=data.sizes.get("test"), iw_precision=iw_precision,
-                            dataset=config.data.dataset, quality_images=quality_images)
+                            dataset=config.data.dataset, quality_images=quality_images,
+                            samplers=fitted)
     results, drawn = evaluate_and_report(model, batches, run, step=config.train.epochs,
                                          settings=settings, draw=draw)
     metrics = run.read_metrics()
@@ -112,7 +126,8 @@ def main(argv=None):
                                disentanglement=args.disentanglement,
                                disentanglement_points=args.disentanglement_points,
                                iw_precision=args.iw_precision,
-                               quality_images=args.quality_images)
+                               quality_images=args.quality_images,
+                               samplers=args.samplers)
     except UserInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

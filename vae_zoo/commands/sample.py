@@ -57,6 +57,7 @@ def sample_run(run_dir, sampler, options=None, n=100, seed=0, refit=False, codes
     from vae_zoo.run_folder import RunFolder
     from vae_zoo.samplers import SAMPLERS
     from vae_zoo.samplers.codes import fitted_sampler
+    from vae_zoo.samplers.codes import sampler_images
 
     if n < 1 or (codes is not None and codes < 2):
         raise UserInputError("--n must be >= 1 and --codes >= 2")
@@ -65,7 +66,7 @@ def sample_run(run_dir, sampler, options=None, n=100, seed=0, refit=False, codes
     model = run.load_model()
     fitted = fitted_sampler(run, model, sampler, options, refit=refit, seed=seed, limit=codes,
                             log=log)
-    images = model.decode(model.onto_latent_space(fitted.sample(n, seed=seed))).numpy()
+    images = sampler_images(model, fitted, n, seed).numpy()
     run.pictures_dir.mkdir(parents=True, exist_ok=True)
     path = run.pictures_dir / f"samples_{sampler}.png"
     save_png(image_grid(images), path)

@@ -38,6 +38,8 @@ class EvalSettings:
             quality metrics (None: they are not computed).
         quality_images: int. Samples drawn for the Fréchet distance, precision and recall, each
             set against as many test images (0: not computed; see `sample_quality`).
+        samplers: tuple of fitted ex-post samplers (`vae_zoo.samplers`) whose samples are
+            scored as the prior's are, under `<name>_sample_fd`, `..._precision`, `..._recall`.
     """
 
     iw_samples: int = 100
@@ -47,6 +49,7 @@ class EvalSettings:
     iw_precision: str = "float32"
     dataset: str | None = None
     quality_images: int = 2000
+    samplers: tuple = ()
 
 
 def register_metric(name, requires=()):

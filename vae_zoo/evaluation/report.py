@@ -121,6 +121,11 @@ def summary(results):
                      f"{results['sample_precision']:.3f}, recall {results['sample_recall']:.3f}; "
                      f"{results['quality_images']} images, {results['quality_features']} "
                      f"features, not Inception FID)")
+    for key in sorted(k for k in results if k.endswith("_sample_fd")):
+        name = key[:-len("_sample_fd")]
+        parts.append(f"{name} sampler FD {results[key]:.2f} (precision "
+                     f"{results[f'{name}_sample_precision']:.3f}, recall "
+                     f"{results[f'{name}_sample_recall']:.3f})")
     if "reconstruction_fd" in results:
         parts.append(f"reconstruction FD {results['reconstruction_fd']:.2f}")
     if "sample_quality_skipped" in results:

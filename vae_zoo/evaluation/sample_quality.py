@@ -1,5 +1,6 @@
 """Sample quality in the features of the zoo's own classifiers: the Fréchet distance (FD) and
-precision/recall of a model's samples, and the FD of its reconstructions, against test images.
+precision/recall of a model's samples (from its prior and from any fitted ex-post sampler), and
+the FD of its reconstructions, against test images.
 
 Every model that samples gets them, with a density or without (autoencoders' samples are
 judged the same way), when the zoo ships a feature net for the run's dataset
@@ -68,9 +69,17 @@ def _test_examples(batches, count):
     return images, (np.concatenate(labels)[:count] if labels else None)
 
 
-def model_samples(model, count, seed=0):
-    """`count` images from `model.sample`, drawn in chunks with fixed seeds (repeatable)."""
-    parts = [keras.ops.convert_to_numpy(model.sample(min(CHUNK, count - start), seed=seed + i))
+def model_samples(model, count, seed=0, sampler=None):
+    """`count` images from `model.sample` (or decoded draws of an ex-post `sampler`), drawn in
+    chunks with fixed seeds (repeatable)."""
+    from vae_zoo.samplers.codes import sampler_images
+
+    def draw(n, chunk_seed):
+        if sampler is None:
+            return model.sample(n, seed=chunk_seed)
+        return sampler_images(model, sampler, n, chunk_seed)
+
+    parts = [keras.ops.convert_to_numpy(draw(min(CHUNK, count - start), seed + i))
              for i, start in enumerate(range(0, count, CHUNK))]
     return np.concatenate(parts)
 
@@ -113,6 +122,10 @@ def generation_quality(model, batches, settings):
     if samples is not None:
         scores = scores_of_features(net.features(samples), reference_features)
         results.update({f"sample_{key}": value for key, value in scores.items()})
+    for sampler in settings.samplers:
+        samples = model_samples(model, count, sampler=sampler)
+        scores = scores_of_features(net.features(samples), reference_features)
+        results.update({f"{sampler.name}_sample_{key}": value for key, value in scores.items()})
     reconstructions = model_reconstructions(model, reference, labels)
     results["reconstruction_fd"] = frechet_distance_of(net.features(reconstructions),
                                                        reference_features)

@@ -104,12 +104,29 @@ def fitted_sampler(run, model, name, options=None, refit=False, seed=0, limit=No
     return sampler
 
 
+def run_sampler(run, model, name, log=print):
+    """The run's sampler `name` to evaluate: the stored one whatever its options (fitted by
+    `python -m vae_zoo.sample`), else one fitted with the defaults and stored."""
+    check_model(model)
+    if not sampler_folder(run, name).exists():
+        return fitted_sampler(run, model, name, log=log)
+    sampler = stored_sampler(run, model, name)
+    log(f"using the stored {sampler.describe()} in {sampler_folder(run, name)}")
+    return sampler
+
+
+def sampler_images(model, sampler, n, seed=None):
+    """`n` decoded images `(n, H, W, C)` of codes drawn from `sampler` (a fixed int `seed`
+    draws the same ones again)."""
+    return model.decode(model.onto_latent_space(sampler.sample(n, seed=seed)))
+
+
 def sampler_endpoint(model, sampler):
     """The `sample` endpoint `(function, input_signature)` drawing codes from `sampler`: the
     model's own signature (`n` -> `x_mean`) with the sampler in place of the prior."""
     n_spec = tf.TensorSpec([], tf.int32, name="n")
 
     def sample(n):
-        return {"x_mean": model.decode(model.onto_latent_space(sampler.sample(n)))}
+        return {"x_mean": sampler_images(model, sampler, n)}
 
     return sample, [n_spec]
