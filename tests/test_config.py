@@ -12,7 +12,7 @@ def test_every_zoo_config_validates_and_builds():
     assert {"dense_vae", "conv_vae", "beta_vae", "iwae", "vamp_vae", "cvae", "vq_vae",
             "factor_vae", "beta_tcvae", "dip_vae", "hvae", "ae", "rae_l2", "rae_gp", "wae_mmd",
             "info_vae", "miwae", "ciwae", "vae_lin_nf", "vae_iaf", "piwae",
-            "msssim_vae", "adversarial_ae"} <= set(available_models())
+            "msssim_vae", "adversarial_ae", "vae_gan"} <= set(available_models())
     for name in available_models():
         config = RunConfig.from_dict(load_zoo_config(name))
         assert config.model.name == name

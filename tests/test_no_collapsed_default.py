@@ -39,7 +39,7 @@ FLOORS = {  # case -> least test KL (nats); None: the capacity variant, KL near 
                      "ciwae", "vae_lin_nf", "vae_iaf", "piwae"], ELBO_KL),
     "svae": SPHERE_KL,
     **dict.fromkeys(["beta_vae", "beta_tcvae", "factor_vae", "dip_vae", "dip_vae type ii",
-                     "info_vae", "msssim_vae"], PENALISED_KL),
+                     "info_vae", "msssim_vae", "vae_gan"], PENALISED_KL),
     **dict.fromkeys(["ae", "rae_l2", "rae_gp", "wae_mmd", "adversarial_ae"], CODE_ONLY),
     "beta_vae capacity": None,
 }

@@ -87,6 +87,7 @@ def test_held_out_capacity_loss_is_at_c_max(mnist_images):
     ("rae_gp", 0, ("val_reconstruction", "min")),
     ("wae_mmd", 0, ("val_reconstruction", "min")),
     ("adversarial_ae", 0, ("val_reconstruction", "min")),
+    ("vae_gan", 0, ("val_reconstruction", "min")),
     ("info_vae", 0, ("val_elbo", "max")),
     ("miwae", 0, ("val_miwae_bound", "max")),
     ("ciwae", 0, ("val_ciwae_bound", "max")),

@@ -29,3 +29,4 @@ from vae_zoo.models.mmd import InfoVAE  # noqa: E402
 from vae_zoo.models.aae import AdversarialAE  # noqa: E402
 from vae_zoo.models.perceptual import MSSSIMVAE  # noqa: E402
 from vae_zoo.models.hyperspherical import SVAE  # noqa: E402
+from vae_zoo.models.vaegan import VAEGAN  # noqa: E402
