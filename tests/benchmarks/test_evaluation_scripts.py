@@ -90,3 +90,13 @@ def test_multi_worker_profile_breaks_every_workers_traced_steps_down(tmp_path):
     assert all(p["collectives_ms"] > 0 for p in rows[1]["profile"].values())
     assert rows[0]["profile"]["worker0"]["collectives_ms"] == 0
     assert all(r["timing"]["train_steps"] > 0 for r in rows)  # the whole training's parts too
+
+
+def test_allocator_script(tmp_path):
+    run("allocator.py", "--workers", "1", "--steps", "2", "--rounds", "1", "--out", str(tmp_path))
+    rows = json.loads((tmp_path / "allocator.json").read_text())
+    assert [(r["workers"], r["allocator"]) for r in rows] == [(1, "system"), (1, "kept")]
+    for r in rows:
+        assert r["step_ms"] > 0 and r["cpu_ms_per_step"] > 0 and r["peak_rss_mb"] > 100
+        assert r["minor_faults_per_step"] >= 0 and len(r["rounds"]) == 1
+    assert "| 1 | freed memory kept (keep_freed_memory) |" in (tmp_path / "allocator.md").read_text()
