@@ -36,8 +36,9 @@ from benchmarks.common import shown  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 RUNS = ROOT / "benchmarks" / "runs" / "generation"
-# About the same number of training images on both: 20 x 4,750 = 95,000; 2 x 57,000 = 114,000.
-EPOCHS = {"mnist_sample": 20, "fashion_mnist": 2}
+# About the same number of training images on both: 10 x 4,750 = 47,500 and 1 x 57,000; short
+# (every zoo model, 3 seeds, two datasets), enough for the codes to hold digits (the pictures).
+EPOCHS = {"mnist_sample": 10, "fashion_mnist": 1}
 SAMPLERS = ["gmm", "two_stage", "maf"]
 COLUMNS = ["prior", *SAMPLERS]
 PICTURED = 8  # samples per model and sampler in generation_samples.png
@@ -105,11 +106,16 @@ def orderings(rows):
         if r["gmm_fd"] is None or r["prior_fd"] is None:
             continue
         gap = r["prior_fd"] - r["gmm_fd"]
-        spread, verdict = ordering_verdict(gap, r["prior_fd_sd"], r["gmm_fd_sd"])
+        if r["prior_fd_sd"] is None and r["gmm_fd_sd"] is None:  # one seed: no spread to weigh
+            spread, verdict = None, "holds on one seed" if gap > 0 else "does NOT hold (one seed)"
+            weighed = "one seed"
+        else:
+            spread, verdict = ordering_verdict(gap, r["prior_fd_sd"], r["gmm_fd_sd"])
+            weighed = f"largest sd {spread:.1f}"
         found.append({"dataset": r["dataset"], "model": r["model"], "gap": gap,
                       "spread": spread, "verdict": verdict,
                       "text": f"{r['dataset']}: {r['model']}: gmm below prior by {gap:.1f} FD "
-                              f"(largest sd {spread:.1f}): {verdict}"})
+                              f"({weighed}): {verdict}"})
     return found
 
 
@@ -137,7 +143,7 @@ def table(rows, args):
               f"| {r['cpu_minutes'] or ''} |")
     checks = orderings(rows)
     if checks:
-        held = sum(c["verdict"] != "does NOT hold" for c in checks)
+        held = sum("NOT" not in c["verdict"] for c in checks)
         lines += ["", f"pythae's ordering (the GMM sampler improves on the prior): holds for "
                       f"{held} of {len(checks)} rows.", ""]
         lines += [f"- {c['text']}" for c in checks]

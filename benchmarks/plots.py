@@ -125,7 +125,7 @@ def generation_samples(pictured, columns, dataset, out=RESULTS):
 
     plt = _pyplot()
     fig, axes = plt.subplots(len(pictured), len(columns), squeeze=False,
-                             figsize=(2.2 * len(columns) + 1, 0.62 * len(pictured) + 0.6))
+                             figsize=(2.2 * len(columns) + 1, 0.5 * len(pictured) + 0.7))
     for i, (model, images) in enumerate(pictured):
         for j, column in enumerate(columns):
             ax = axes[i][j]
@@ -341,8 +341,9 @@ MULTI_WORKER_RUNS = {  # label: the stored table (benchmarks/multi_worker.py's -
 }
 
 
-PLOTS = {"quality": quality, "time_to_result": time_to_result, "network": network,
-         "serving": serving, "serving_load": serving_load, "multi_worker": multi_worker}
+PLOTS = {"quality": quality, "generation": generation, "time_to_result": time_to_result,
+         "network": network, "serving": serving, "serving_load": serving_load,
+         "multi_worker": multi_worker}
 
 
 def inputs(name, folder=RESULTS):

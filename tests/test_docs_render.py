@@ -30,7 +30,8 @@ pytestmark = [
                        or importlib.util.find_spec("mkdocstrings") is None,
                        reason="the docs extra is not installed: pip install -e '.[docs]'"),
 ]
-PLOTS = ["quality", "time_to_result", "network", "serving", "serving_load", "multi_worker"]
+PLOTS = ["quality", "generation", "time_to_result", "network", "serving", "serving_load",
+         "multi_worker"]
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):

@@ -20,7 +20,8 @@ missing = [m for m in DOCS_TOOLS if importlib.util.find_spec(m.split(".")[0]) is
 needs_mkdocs = pytest.mark.skipif(
     bool(missing), reason=f"the docs extra is not installed ({', '.join(missing)} missing): "
                           "pip install -e '.[docs]'")
-PLOTS = ["quality", "time_to_result", "network", "serving", "serving_load", "multi_worker"]
+PLOTS = ["quality", "generation", "time_to_result", "network", "serving", "serving_load",
+         "multi_worker"]
 
 
 def build_site(site_dir):

@@ -41,12 +41,16 @@ def test_generation_orderings_weigh_the_gap_against_the_spread():
                 "gmm_fd": gmm, "gmm_fd_sd": gmm_sd}
 
     found = generation.orderings([row("vae", 30.0, 2.0, 20.0, 1.0), row("ae", 30.0, 4.0, 25.0, 1.0),
-                                  row("vamp", 20.0, None, 21.0, None),
+                                  row("vamp", 20.0, 3.0, 21.0, 1.0),
+                                  row("svae", 20.0, None, 21.0, None),
+                                  row("dip", 20.0, None, 19.0, None),
                                   row("cvae", 20.0, None, None, None)])
     assert [f["text"] for f in found] == [
         "mnist: vae: gmm below prior by 10.0 FD (largest sd 2.0): holds",
         "mnist: ae: gmm below prior by 5.0 FD (largest sd 4.0): holds, within 2 sd",
-        "mnist: vamp: gmm below prior by -1.0 FD (largest sd 0.0): does NOT hold"]
+        "mnist: vamp: gmm below prior by -1.0 FD (largest sd 3.0): does NOT hold",
+        "mnist: svae: gmm below prior by -1.0 FD (one seed): does NOT hold (one seed)",
+        "mnist: dip: gmm below prior by 1.0 FD (one seed): holds on one seed"]
 
 
 def test_generation_rows_of_models_without_a_sampler_show_dashes():
