@@ -109,6 +109,8 @@ def generation(rows, out=RESULTS):
                       fontsize=8)
         ax.invert_yaxis()
         ax.set_xscale("log")
+        ax.set_xticks([20, 50, 100, 200, 500], ["20", "50", "100", "200", "500"])
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())
         ax.set(xlabel="sample FD in the zoo's classifier features (lower is better)",
                title=f"{dataset}: {these[0]['epochs']} epochs (seeds)")
         ax.grid(axis="x", alpha=0.3)
