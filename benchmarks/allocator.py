@@ -90,9 +90,10 @@ def run_once(allocator, workers, steps, batch):
 
 
 def table(rows, args):
-    lines = [f"conv_vae, {args.batch} images per process and step, float32, `model.fit` on the "
-             f"embedded MNIST sample; {args.steps} steps after 5 warm-up ones, each process held "
-             f"to one core; median over {args.rounds} interleaved rounds (the chief's numbers).",
+    lines = [f"conv_vae, {args.batch} images per process and step, float32, `train_step` under "
+             f"`strategy.run` on a distributed iterator of the embedded MNIST sample; "
+             f"{args.steps} steps after 5 warm-up ones, each process held to one core; median "
+             f"over {args.rounds} interleaved rounds (the chief's numbers).",
              "", "| processes | allocator | step ms | CPU ms per step | minor page faults per step "
              "| peak RSS MB |", "|---|---|---|---|---|---|"]
     for r in rows:
