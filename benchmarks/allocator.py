@@ -16,6 +16,7 @@ machine's drift touches both. Writes benchmarks/results/allocator.{md,json}.
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import textwrap
@@ -79,8 +80,6 @@ ALLOCATORS = {"system": "glibc's defaults",
 def run_once(allocator, workers, steps, batch):
     args = [sys.executable, "-c", WORKER, allocator, str(workers), str(steps), str(batch)]
     if workers == 1:
-        import os
-
         commands, envs = [pinned(0, args)], [dict(os.environ)]
     else:
         make, envs = loopback_workers(workers)

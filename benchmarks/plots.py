@@ -18,6 +18,7 @@ import hashlib
 import json
 import shutil
 import sys
+from collections import Counter
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -60,14 +61,21 @@ def _save(fig, name, out, source):
     return path
 
 
+def _dataset_panels(rows, height):
+    """A figure with one panel per dataset of `rows` (side by side, `height` inches tall):
+    `(fig, [(ax, dataset, that dataset's rows)])`."""
+    plt = _pyplot()
+    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), height), squeeze=False)
+    return fig, [(ax, dataset, [r for r in rows if r["dataset"] == dataset])
+                 for ax, dataset in zip(axes[0], datasets)]
+
+
 def quality(rows, out=RESULTS):
     """IW NLL per model with its seed-to-seed sd (quality.json), one panel per dataset; the
     papers' NLL where there is one. Lower is better."""
-    plt = _pyplot()
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4.5), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
-        these = [r for r in rows if r["dataset"] == dataset]
+    fig, panels = _dataset_panels(rows, height=4.5)
+    for ax, dataset, these in panels:
         y = range(len(these))
         ax.errorbar([r["iw_nll"] for r in these], y, xerr=[r.get("iw_nll_sd") or 0 for r in these],
                     fmt="o", capsize=4, label="ours: mean ± sd over seeds")
@@ -93,11 +101,9 @@ def generation(rows, out=RESULTS):
     """Sample FD per model from its prior and each ex-post sampler, with the seed-to-seed sd
     (generation.json), one panel per dataset. Lower is better."""
     plt = _pyplot()
-    datasets = list(dict.fromkeys(r["dataset"] for r in rows))
-    height = 1.5 + 0.3 * max(sum(r["dataset"] == d for r in rows) for d in datasets)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), height), squeeze=False)
-    for ax, dataset in zip(axes[0], datasets):
-        these = [r for r in rows if r["dataset"] == dataset]
+    most = max(Counter(r["dataset"] for r in rows).values())
+    fig, panels = _dataset_panels(rows, height=1.5 + 0.3 * most)
+    for ax, dataset, these in panels:
         for k, (column, (colour, marker)) in enumerate(SAMPLER_STYLE.items()):
             points = [(r[f"{column}_fd"], i + 0.15 * (k - 1.5), r[f"{column}_fd_sd"] or 0)
                       for i, r in enumerate(these) if r.get(f"{column}_fd") is not None]

@@ -115,17 +115,14 @@ def generation_quality(model, batches, settings):
                                           f"{count} test images"}
     reference_features = net.features(reference)
     results = {}
-    try:
-        samples = model_samples(model, count)
-    except NotImplementedError:
-        samples = None
-    if samples is not None:
+    for sampler in (None, *settings.samplers):  # None: the model's own prior
+        try:
+            samples = model_samples(model, count, sampler=sampler)
+        except NotImplementedError:  # a model that does not sample
+            continue
+        prefix = "sample_" if sampler is None else f"{sampler.name}_sample_"
         scores = scores_of_features(net.features(samples), reference_features)
-        results.update({f"sample_{key}": value for key, value in scores.items()})
-    for sampler in settings.samplers:
-        samples = model_samples(model, count, sampler=sampler)
-        scores = scores_of_features(net.features(samples), reference_features)
-        results.update({f"{sampler.name}_sample_{key}": value for key, value in scores.items()})
+        results.update({f"{prefix}{key}": value for key, value in scores.items()})
     reconstructions = model_reconstructions(model, reference, labels)
     results["reconstruction_fd"] = frechet_distance_of(net.features(reconstructions),
                                                        reference_features)

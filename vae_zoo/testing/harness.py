@@ -85,6 +85,20 @@ def fixed_noise(monkeypatch, eps):
     monkeypatch.setattr(Sampling, "call", call)
 
 
+def assert_sgd_step_lands_on(model, x, expected, optimizer_names, learning_rate=0.05):
+    """One `train_step` on `x` with every optimizer of `optimizer_names` plain SGD at
+    `learning_rate` moves each trainable variable exactly to `expected[id(variable)]` (the
+    values a test computed from each optimizer's own loss); every variable must be in
+    `expected`, so none is left out or trained twice."""
+    model.compile(**{name: keras.optimizers.SGD(learning_rate) for name in optimizer_names},
+                  jit_compile=False)
+    model.train_step({"x": tf.constant(x)})
+    assert sorted(expected) == sorted(id(v) for v in model.trainable_variables)
+    for v in model.trainable_variables:
+        np.testing.assert_allclose(v.numpy(), expected[id(v)], rtol=1e-4, atol=1e-6,
+                                   err_msg=v.path)
+
+
 def leaf_layers(layer):
     """Every layer with no sublayers inside `layer`, however deeply nested."""
     children = [l for l in getattr(layer, "layers", []) if l is not layer]
