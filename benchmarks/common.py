@@ -23,6 +23,17 @@ def write_results(out, name, table, data):
     (out / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
 
 
+def with_stored_rows(rows, out, name, key, order):
+    """The rows just summarised, and every other row as `out/<name>.json` stores it (its
+    commands say how it was run), in the order of the keys `order` (a row's key is `key(row)`;
+    a stored row whose key is no longer there is dropped): rerunning some rows keeps the rest,
+    even when their runs are gone."""
+    path = Path(out) / f"{name}.json"
+    stored = json.loads(path.read_text()) if path.exists() else []
+    by_key = {**{key(r): r for r in stored}, **{key(r): r for r in rows}}
+    return [by_key[k] for k in order if k in by_key]
+
+
 def shown(command, root):
     """A command as a user types it from the repository's root."""
     return " ".join(shlex.quote(part) for part in command).replace(str(root) + "/", "")

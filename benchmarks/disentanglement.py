@@ -17,7 +17,6 @@ benchmarks/results/disentanglement.{md,json}; runs go to benchmarks/runs/disenta
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from benchmarks.common import mean_sd  # noqa: E402
 from benchmarks.common import ordering_verdict  # noqa: E402
 from benchmarks.common import seed_run  # noqa: E402
 from benchmarks.common import shown  # noqa: E402
+from benchmarks.common import with_stored_rows  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 RUNS = ROOT / "benchmarks" / "runs" / "disentanglement"
@@ -167,15 +167,6 @@ def table(rows, args):
     return "\n".join(lines)
 
 
-def with_stored_rows(rows, out):
-    """The rows just summarised, and every other row as the stored table has it (its commands
-    say how it was run), in the table's order: rerunning some rows keeps the rest."""
-    path = Path(out) / "disentanglement.json"
-    stored = json.loads(path.read_text()) if path.exists() else []
-    by_row = {**{r["row"]: r for r in stored}, **{r["row"]: r for r in rows}}
-    return [by_row[name] for name in ROWS if name in by_row]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
@@ -208,7 +199,8 @@ def main():
                     print(f"  drew {shown([str(path)], ROOT)}", flush=True)
         if runs:
             rows.append(summarise(row, runs, texts))
-    rows = with_stored_rows(rows, args.out)
+    rows = with_stored_rows(rows, args.out, "disentanglement", key=lambda r: r["row"],
+                            order=ROWS)
     write_results(args.out, "disentanglement", table(rows, args), rows)
 
 

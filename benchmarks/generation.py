@@ -14,8 +14,9 @@ Runs go to `benchmarks/runs/generation/<dataset>/<model>/seed-<n>` and are reuse
 commands are unchanged, so the table grows over several sittings. pythae's benchmark (Chadebec
 et al. 2022) finds the fitted Gaussian mixture improving on N(0, I) for most autoencoders; the
 table checks that ordering per model against the seed-to-seed spread. Writes
-benchmarks/results/generation.{md,json,png} and generation_samples.png (a grid of samples per
-model and sampler, from seed 0 of the first dataset).
+benchmarks/results/generation.{md,json,png} and, per dataset measured, generation_samples.png
+(mnist_sample) or generation_samples_<dataset>.png: a grid of samples per model and sampler,
+from seed 0. Rows not asked for keep their stored results.
 """
 
 import argparse
@@ -33,6 +34,7 @@ from benchmarks.common import mean_sd  # noqa: E402
 from benchmarks.common import ordering_verdict  # noqa: E402
 from benchmarks.common import seed_run  # noqa: E402
 from benchmarks.common import shown  # noqa: E402
+from benchmarks.common import with_stored_rows  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 RUNS = ROOT / "benchmarks" / "runs" / "generation"
@@ -59,15 +61,15 @@ def commands(model, dataset, seed, args, takes_samplers):
              "--set", f"train.seed={seed}", "--set", "train.precision=float32",
              "--set", "eval.pictures=false", "--set", "eval.quality_images=0"]
     fits = []
-    for sampler in SAMPLERS if takes_samplers else ():
+    for sampler in args.samplers if takes_samplers else ():
         fits.append(["python", "-m", "vae_zoo.sample", str(run_dir), "--sampler", sampler,
                      "--n", "36"])
         if args.sampler_steps and sampler in ("maf", "two_stage"):
             fits[-1] += ["--steps", str(args.sampler_steps)]
     evaluate = ["python", "evaluate.py", str(run_dir), "-k", "100", "--examples", "500",
                 "--no-pictures", "--quality-images", str(args.quality_images)]
-    if takes_samplers:
-        evaluate += ["--samplers", *SAMPLERS]
+    if takes_samplers and args.samplers:
+        evaluate += ["--samplers", *args.samplers]
     return [train, *fits, evaluate], run_dir
 
 
@@ -152,14 +154,13 @@ def table(rows, args):
     return "\n".join(lines)
 
 
-def sample_grid(rows, out, seed=0):
-    """`generation_samples.png`: per model (a row) PICTURED samples from each sampler, from the
-    seed-0 runs of the first dataset in `rows`."""
+def sample_grid(rows, dataset, out, seed=0):
+    """`generation_samples[_<dataset>].png`: per model (a row) PICTURED samples from each
+    sampler, from the seed-0 runs of `dataset` in `rows`."""
     from vae_zoo.run_folder import RunFolder
     from vae_zoo.samplers.codes import sampler_images
     from vae_zoo.samplers.codes import stored_sampler
 
-    dataset = rows[0]["dataset"]
     pictured = []
     for r in rows:
         if r["dataset"] != dataset:
@@ -180,7 +181,8 @@ def sample_grid(rows, out, seed=0):
                 continue
             images[column] = np.asarray(drawn)
         pictured.append((r["model"], images))
-    return plots.generation_samples(pictured, COLUMNS, dataset, out)
+    name = "generation_samples" + ("" if dataset == "mnist_sample" else f"_{dataset}")
+    return plots.generation_samples(pictured, COLUMNS, dataset, out, name)
 
 
 def main():
@@ -193,6 +195,8 @@ def main():
     parser.add_argument("--fashion-epochs", type=int, default=EPOCHS["fashion_mnist"])
     parser.add_argument("--quality-images", type=int, default=2000,
                         help="samples per sampler, scored against as many test images")
+    parser.add_argument("--samplers", nargs="*", default=SAMPLERS, choices=SAMPLERS,
+                        help="the ex-post samplers fitted and scored (default: all)")
     parser.add_argument("--sampler-steps", type=int,
                         help="training steps of maf and two_stage (default: theirs)")
     add_seed_run_arguments(parser, RUNS)
@@ -219,9 +223,12 @@ def main():
                              "commands": shown_commands})
     if not rows:
         sys.exit("no finished runs to tabulate")
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        sample_grid(rows, dataset, args.out)
+    rows = with_stored_rows(rows, args.out, "generation", key=lambda r: (r["dataset"], r["model"]),
+                            order=[(d, m) for d in EPOCHS for m in all_models])
     write_results(args.out, "generation", table(rows, args), rows)
     plots.generation(rows, args.out)
-    sample_grid(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -125,7 +125,7 @@ def generation(rows, out=RESULTS):
     return _save(fig, "generation", out, digest(rows))
 
 
-def generation_samples(pictured, columns, dataset, out=RESULTS):
+def generation_samples(pictured, columns, dataset, out=RESULTS, name="generation_samples"):
     """A grid of samples, a row per model and a column per sampler: `pictured` is a list of
     `(model name, {column: images (n, H, W, C) in [0, 1]})`. Drawn from models, not from JSON:
     `benchmarks/generation.py` writes it, `python benchmarks/plots.py` does not."""
@@ -152,7 +152,7 @@ def generation_samples(pictured, columns, dataset, out=RESULTS):
     fig.suptitle(f"Samples on {dataset} (seed 0): the prior and the ex-post samplers", fontsize=10)
     fig.tight_layout()
     source = digest([[model, sorted(images)] for model, images in pictured])
-    return _save(fig, "generation_samples", out, source)
+    return _save(fig, name, out, source)
 
 
 def time_to_result(results, out=RESULTS):

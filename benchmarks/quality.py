@@ -9,7 +9,8 @@ Every number comes from an ordinary `python train.py` run (its command is printe
 the table, so each run can be repeated alone), with dynamic binarisation so that the Bernoulli
 likelihood is a true likelihood of the data. Runs go to `benchmarks/runs/quality/<dataset>/<row>/
 seed-<n>`; a finished run whose command is unchanged is reused, so the table grows over several
-sittings (`--fresh` trains again). Writes benchmarks/results/quality.{md,json}.
+sittings (`--fresh` trains again); rows not asked for keep their stored results. Writes
+benchmarks/results/quality.{md,json}.
 """
 
 import argparse
@@ -27,6 +28,7 @@ from benchmarks.common import ordering_verdict  # noqa: E402
 from benchmarks.common import seed_run  # noqa: E402
 from benchmarks.common import shown  # noqa: E402
 from benchmarks import plots  # noqa: E402
+from benchmarks.common import with_stored_rows  # noqa: E402
 from benchmarks.common import write_results  # noqa: E402
 
 RUNS = ROOT / "benchmarks" / "runs" / "quality"
@@ -170,6 +172,8 @@ def main():
                       f"{test.get('iw_nll', float('nan')):.2f} nats", flush=True)
             if runs:
                 rows.append({**summarise(dataset, row, runs), "commands": commands})
+    rows = with_stored_rows(rows, args.out, "quality", key=lambda r: (r["dataset"], r["row"]),
+                            order=[(d, r) for d in EPOCHS for r in ROWS])
     write_results(args.out, "quality", table(rows, args), rows)
     plots.quality(rows, args.out)
 

@@ -1,6 +1,7 @@
 """The README's bad-input table, one test per row: one clear line, exit code 2, nothing lost.
 
-Each case runs `python train.py` in a subprocess, as a user would.
+Each case runs `python train.py` as a user would: in a subprocess, or in this process for the
+inputs refused before training starts (the same `main`, exit code and output).
 """
 
 import json
@@ -14,9 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.in_process import run_main
 from tests.test_fault_tolerance import signal_after_checkpoint
 from tests.test_train_cli import ENV
 from tests.test_train_cli import REPO
+from vae_zoo.commands.train import main as train_main
 
 pytestmark = pytest.mark.slow
 TINY = ["--model", "dense_vae", "--epochs", "1", "--set", "eval.iw_samples=2",
@@ -88,9 +91,10 @@ def empty_dataset(d):
     (out_of_range_pixels, "pixels must be uint8 (0..255) or floats in [0, 1]"),
     (empty_dataset, "the dataset is empty (0 images)"),
 ])
-def test_bad_data_files(tmp_path, make, message):
+def test_bad_data_files(tmp_path, make, message, capfd):
     run = tmp_path / "run"
-    assert_one_line_error(train("--dataset", str(make(tmp_path)), "--run-dir", str(run)), message)
+    result = run_main(capfd, train_main, *TINY, "--dataset", make(tmp_path), "--run-dir", run)
+    assert_one_line_error(result, message)
     assert not run.exists()
 
 
@@ -100,9 +104,10 @@ def test_bad_data_files(tmp_path, make, message):
     (["--set", "train.seed=!!python/object/apply:os.system ['echo owned']"],
      "the value is not valid YAML"),
 ])
-def test_bad_config_values(tmp_path, args, message):
+def test_bad_config_values(tmp_path, args, message, capfd):
     run = tmp_path / "run"
-    result = train("--dataset", "mnist_sample", "--run-dir", str(run), *args)
+    result = run_main(capfd, train_main, *TINY, "--dataset", "mnist_sample", "--run-dir", run,
+                                *args)  # capfd: what os.system would print is caught too
     assert_one_line_error(result, message)
     assert "owned" not in result.stdout
     assert not run.exists()

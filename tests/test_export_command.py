@@ -51,13 +51,16 @@ def test_export_writes_versions_and_every_tflite_mode(run_dir, tmp_path):
     assert sorted(p.name for p in (base / "digits").iterdir()) == ["1", "2"]
 
 
-def test_export_errors(run_dir, tmp_path):
+def test_export_errors(run_dir, tmp_path, capfd):
+    from tests.in_process import run_main
+    from vae_zoo.commands.export import main
+
     result = export(str(tmp_path / "nothing"), "--base-path", str(tmp_path / "e"))
     assert result.returncode == 2 and "holds no model.keras" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "e").exists()
     base = tmp_path / "b"
-    assert export(str(run_dir), "--base-path", str(base), "--no-tflite").returncode == 0
-    result = export(str(run_dir), "--base-path", str(base), "--version", "1", "--no-tflite")
+    assert run_main(capfd, main, run_dir, "--base-path", base, "--no-tflite").returncode == 0
+    result = run_main(capfd, main, run_dir, "--base-path", base, "--version", "1", "--no-tflite")
     assert result.returncode == 2 and "versions are never overwritten" in result.stderr
 
 
@@ -68,7 +71,10 @@ def test_a_mixed_float16_run_trains_with_loss_scaling_and_exports_float32(tmp_pa
 
     import vae_zoo  # noqa: F401  (registers the models with Keras)
 
-    run = train_dense_vae(tmp_path / "run", 3, "--set", "train.precision=mixed_float16")
+    # float16 kernels are emulated on CPU (0.6 s a step of 32): 5 steps an epoch, k = 2
+    run = train_dense_vae(tmp_path / "run", 3, "--set", "train.precision=mixed_float16",
+                          "--batch-size", "32", "--set", "data.train_limit=160", "--set",
+                          "data.test_limit=64", "--set", "eval.iw_samples=2")
     with open(run / "history.csv") as f:
         losses = [float(row["loss"]) for row in csv.DictReader(f)]
     assert len(losses) == 3 and losses[-1] < losses[0], losses

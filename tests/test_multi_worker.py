@@ -252,8 +252,8 @@ def uninterrupted(tmp_path_factory):
 def test_a_signal_to_one_worker_stops_all_at_one_step_and_the_rerun_ends_bit_identical(
         tmp_path, uninterrupted, signum, code):
     """SIGTERM (a preempted pod) or Ctrl-C to worker 1 alone, mid-epoch: both workers save a
-    checkpoint of the same step and exit with the signal's code; the same command again resumes
-    there and ends bit-identical to a run that was never stopped."""
+    checkpoint of the same step and exit with the signal's code; the same command again (after
+    SIGTERM) resumes there and ends bit-identical to a run that was never stopped."""
     run = tmp_path / "run"
     workers = start_workers(PREEMPTIBLE, run)
     try:
@@ -274,6 +274,8 @@ def test_a_signal_to_one_worker_stops_all_at_one_step_and_the_rerun_ends_bit_ide
     name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
     assert f"{name} on another worker: stopping after this batch" in outputs[0][1]
     assert f"{name}: stopping after this batch" in outputs[1][1]
+    if signum != signal.SIGTERM:
+        return  # the rerun resumes from the agreed checkpoint whatever stopped it: run once
 
     workers = start_workers(PREEMPTIBLE, run)
     outputs = finish(workers)
@@ -346,12 +348,12 @@ def test_peers_that_never_answer_end_the_worker_with_one_line_within_the_timeout
     start = time.monotonic()
     result = subprocess.run(
         [sys.executable, "train.py", "--model", "dense_vae", *SMALL, "--strategy", "multi_worker",
-         "--run-dir", str(tmp_path / "run"), "--set", "train.cluster_timeout=15"], cwd=REPO,
+         "--run-dir", str(tmp_path / "run"), "--set", "train.cluster_timeout=5"], cwd=REPO,
         env={**ENV, "TF_CONFIG": make_tf_config(addresses, 0)}, capture_output=True, text=True,
         timeout=300)
     assert result.returncode == -signal.SIGKILL  # 137 in a shell, as the message says
     assert time.monotonic() - start < 120
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "did not all answer within 15 s" in errors[0], result.stderr
+    assert len(errors) == 1 and "did not all answer within 5 s" in errors[0], result.stderr
     assert "exit code 137" in errors[0]
     assert not (tmp_path / "run").exists()

@@ -234,6 +234,25 @@ def far_normal_sampler(run, latent_dim=16):
         {"sampler": "normal", "options": {}, "latent_dim": latent_dim, "fitted_on": {}}))
 
 
+def test_samplers_fitted_one_after_another_share_one_pass_over_the_training_codes(run, tmp_path):
+    import shutil
+
+    from vae_zoo.samplers.codes import run_sampler
+    from vae_zoo.samplers.codes import shared_training_codes
+
+    copy = RunFolder(shutil.copytree(run.path, tmp_path / "run",
+                                     ignore=shutil.ignore_patterns("samplers")))
+    model, lines = copy.load_model(), []
+    codes = shared_training_codes(copy, model, log=lines.append)
+    assert not lines  # nothing computed until a sampler is fitted
+    for name in ("normal", "gmm"):
+        run_sampler(copy, model, name, lines.append, codes)
+    assert [line for line in lines if line.startswith("codes:")] == [
+        "codes: the posterior means of 1946 training images of embedded MNIST sample "
+        "(16 latents)"]  # 2,048 less the validation split
+    assert {p.name for p in (copy.path / "samplers").iterdir()} == {"normal", "gmm"}
+
+
 def test_evaluate_scores_each_samplers_samples_beside_the_priors(run, tmp_path, capsys):
     import shutil
 

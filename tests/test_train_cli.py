@@ -14,7 +14,9 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import vae_zoo  # noqa: F401  (registers the models with Keras)
+from tests.in_process import run_main
 from tests.test_data import save_pngs
+from vae_zoo.commands.train import main as train_main
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--dataset", "mnist_sample", "--set", "data.train_limit=512", "--set", "data.test_limit=256"]
@@ -102,7 +104,8 @@ def test_train_writes_a_complete_run_folder(tmp_path):
 
 
 def test_default_run_folder_is_numbered_when_taken(tmp_path):
-    args = ["--model", "dense_vae", "--epochs", "1", *SMALL]
+    args = ["--model", "dense_vae", "--epochs", "1", *SMALL, "--set", "data.test_limit=32",
+            "--set", "eval.iw_samples=2", "--set", "eval.pictures=false"]
     assert train(*args, cwd=tmp_path).returncode == 0
     result = train(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -120,11 +123,11 @@ def test_default_run_folder_is_numbered_when_taken(tmp_path):
     (lambda d: ["--model", "dense_vae", "--set", "model.filters=[8]"],
      "model.filters does not apply to the dense network; it takes hidden_units"),
 ])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, make_args, message):
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, make_args, message, capfd):
     (tmp_path / "empty").mkdir()
     np.save(tmp_path / "vectors.npy", np.random.default_rng(0).uniform(size=(50, 10)))
     run = tmp_path / "run"
-    result = train(*make_args(tmp_path), "--run-dir", str(run))
+    result = run_main(capfd, train_main, *make_args(tmp_path), "--run-dir", run)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -136,7 +139,7 @@ def test_run_folder_with_another_run_is_refused(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text("model: {name: dense_vae, class_name: VAE}\n")
-    result = train("--run-dir", str(run), *SMALL)
+    result = train("--run-dir", str(run), *SMALL)  # a real process: its exit code
     assert result.returncode == 2 and "holds a different run" in result.stderr
     assert sorted(p.name for p in run.iterdir()) == ["config.yaml"]
 

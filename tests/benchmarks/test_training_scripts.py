@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from tests.benchmarks.script import REPO
 from tests.benchmarks.script import run
 
 pytestmark = pytest.mark.slow
@@ -31,21 +32,21 @@ def test_throughput_script(tmp_path):
 
 
 def test_quality_script(tmp_path):
-    common = ["--rows", "dense_vae", "iwae/k5", "--datasets", "mnist_sample", "--mnist-epochs",
-              "1", "--k", "4", "--iw-examples", "8", "--out", str(tmp_path), "--runs",
-              str(tmp_path / "runs")]
-    run("quality.py", *common, "--seeds", "0")
+    common = ["--datasets", "mnist_sample", "--mnist-epochs", "1", "--k", "4", "--iw-examples",
+              "8", "--out", str(tmp_path), "--runs", str(tmp_path / "runs")]
+    run("quality.py", "--rows", "dense_vae", "iwae/k5", *common, "--seeds", "0")
     rows = json.loads((tmp_path / "quality.json").read_text())
     assert [(r["row"], r["seeds"]) for r in rows] == [("dense_vae", 1), ("iwae/k5", 1)]
     assert all((r["iw_samples"], r["iw_examples"]) == (4, 8) for r in rows)
     assert rows[1]["commands"][0].startswith("python train.py --model iwae")
     assert rows[1]["commands"][0].endswith("--set model.k=5")
 
-    # Finished runs are reused: a second seed trains only seed 1 of each row.
-    log = run("quality.py", *common, "--seeds", "0", "1").stdout
-    assert log.count("reusing") == 2 and log.count("$ python train.py") == 2  # seed 1 only
+    # Finished runs are reused: a second seed of one row trains only its seed 1, and the row
+    # not asked for keeps its stored result.
+    log = run("quality.py", "--rows", "dense_vae", *common, "--seeds", "0", "1").stdout
+    assert log.count("reusing") == 1 and log.count("$ python train.py") == 1  # seed 1 only
     dense, iwae = json.loads((tmp_path / "quality.json").read_text())
-    assert dense["seeds"] == iwae["seeds"] == 2
+    assert dense["seeds"] == 2 and iwae == rows[1]
     assert "--set train.seed=1" in dense["commands"][1]
     nll = [seed["iw_nll"] for seed in dense["per_seed"]]
     assert nll[0] != nll[1]  # the seeds are different runs
@@ -109,24 +110,29 @@ def test_input_pipeline_script(tmp_path):
 
 def test_generation_script(tmp_path):
     common = ["--models", "dense_vae", "--datasets", "mnist_sample", "--mnist-epochs", "1",
-              "--seeds", "0", "--quality-images", "100", "--sampler-steps", "20", "--out",
-              str(tmp_path), "--runs", str(tmp_path / "runs")]
+              "--seeds", "0", "--quality-images", "100", "--samplers", "gmm", "maf",
+              "--sampler-steps", "20", "--out", str(tmp_path), "--runs", str(tmp_path / "runs")]
+    stored = json.loads((REPO / "benchmarks/results/generation.json").read_text())
+    (ae,) = [r for r in stored if (r["dataset"], r["model"]) == ("mnist_sample", "ae")]
+    (tmp_path / "generation.json").write_text(json.dumps([ae]))  # a row measured before
     log = run("generation.py", *common).stdout
-    assert log.count("$ python -m vae_zoo.sample") == 3
-    (dense,) = json.loads((tmp_path / "generation.json").read_text())
+    assert log.count("$ python -m vae_zoo.sample") == 2
+    kept, dense = json.loads((tmp_path / "generation.json").read_text())
+    assert kept == ae  # rows not asked for keep their stored results, in the table's order
     assert dense["model"] == "dense_vae" and dense["quality_images"] == 100
-    for column in ("prior", "gmm", "two_stage", "maf"):
+    for column in ("prior", "gmm", "maf"):
         seed = dense["per_seed"][0][column]
         assert seed["fd"] > 0 and 0 <= seed["precision"] <= 1 and 0 <= seed["recall"] <= 1
         assert dense[f"{column}_fd"] == seed["fd"]
-    assert dense["best"] in ("prior", "gmm", "two_stage", "maf")
+    assert dense["two_stage_fd"] is None  # not asked for: '–' in the table
+    assert dense["best"] in ("prior", "gmm", "maf")
     assert any(c.endswith("--sampler maf --n 36 --steps 20") for c in dense["commands"])
     assert "mnist_sample: dense_vae: gmm below prior by" in (tmp_path / "generation.md").read_text()
     for png in ("generation.png", "generation_samples.png"):
         assert (tmp_path / png).stat().st_size > 0
     pictures = tmp_path / "runs/mnist_sample/dense_vae/seed-0/pictures"
-    assert {p.name for p in pictures.glob("samples_*.png")} == {
-        "samples_gmm.png", "samples_two_stage.png", "samples_maf.png"}
+    assert {p.name for p in pictures.glob("samples_*.png")} == {"samples_gmm.png",
+                                                                "samples_maf.png"}
 
     log = run("generation.py", *common, "--table-only").stdout
     assert "$ python" not in log  # tabulated from the finished runs

@@ -67,6 +67,7 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
     from vae_zoo.run_folder import RunFolder
     from vae_zoo.samplers import SAMPLERS
     from vae_zoo.samplers.codes import run_sampler
+    from vae_zoo.samplers.codes import shared_training_codes
 
     if num_samples < 1 or (max_examples is not None and max_examples < 1):
         raise UserInputError("-k and --examples must be >= 1")
@@ -80,7 +81,8 @@ def evaluate_run(run_dir, num_samples=5000, max_examples=None, draw=True, log=pr
         SAMPLERS.get(name)  # an unknown name fails before the model loads
     run = RunFolder(run_dir)
     model = run.load_model()
-    fitted = tuple(run_sampler(run, model, name, log) for name in dict.fromkeys(samplers))
+    codes = shared_training_codes(run, model, log=log)
+    fitted = tuple(run_sampler(run, model, name, log, codes) for name in dict.fromkeys(samplers))
     config = RunConfig.from_dict(run.read_config())
     data = load_data(config.data, seed=config.train.seed)
     if data.image_shape != model.image_shape:

@@ -8,6 +8,8 @@ the codes the decoder reconstructs the training images from. Draws from q(z|x) w
 posterior's noise, which the decoder was trained to average over, not to decode sharply.
 """
 
+import functools
+
 import tensorflow as tf
 
 from vae_zoo.errors import UserInputError
@@ -68,6 +70,12 @@ def training_codes(run, model, limit=None, log=print):
     return codes
 
 
+def shared_training_codes(run, model, limit=None, log=print):
+    """A function returning `training_codes(...)`, computed on its first call only: samplers
+    fitted one after another share one pass over the data, and a stored one needs none."""
+    return functools.cache(lambda: training_codes(run, model, limit, log))
+
+
 def sampler_folder(run, name):
     return run.path / FOLDER / name
 
@@ -81,9 +89,11 @@ def stored_sampler(run, model, name):
     return sampler
 
 
-def fitted_sampler(run, model, name, options=None, refit=False, seed=0, limit=None, log=print):
+def fitted_sampler(run, model, name, options=None, refit=False, seed=0, limit=None, log=print,
+                   codes=None):
     """The run's sampler `name`: the stored one unless `refit` or other `options` are asked
-    for, else fitted to the training codes and stored in `RUN/samplers/NAME/`."""
+    for, else fitted to the training codes (`codes()`, from `shared_training_codes`, when
+    given) and stored in `RUN/samplers/NAME/`."""
     check_model(model)
     sampler = SAMPLERS.get(name)(**(options or {}))
     sampler.check_options()
@@ -98,18 +108,19 @@ def fitted_sampler(run, model, name, options=None, refit=False, seed=0, limit=No
             return stored
         log(f"the stored sampler is {stored.describe()}; fitting {sampler.describe()}")
     sampler.fitted_on.update(codes_of="representation(x) of training images", seed=int(seed))
-    sampler.fit(training_codes(run, model, limit, log), seed=seed, log=log)
+    codes = codes or shared_training_codes(run, model, limit, log)
+    sampler.fit(codes(), seed=seed, log=log)
     sampler.save(folder)
     log(f"fitted {sampler.describe()}; stored in {folder}")
     return sampler
 
 
-def run_sampler(run, model, name, log=print):
+def run_sampler(run, model, name, log=print, codes=None):
     """The run's sampler `name` to evaluate: the stored one whatever its options (fitted by
-    `python -m vae_zoo.sample`), else one fitted with the defaults and stored."""
+    `python -m vae_zoo.sample`), else one fitted with the defaults to `codes()` and stored."""
     check_model(model)
     if not sampler_folder(run, name).exists():
-        return fitted_sampler(run, model, name, log=log)
+        return fitted_sampler(run, model, name, log=log, codes=codes)
     sampler = stored_sampler(run, model, name)
     log(f"using the stored {sampler.describe()} in {sampler_folder(run, name)}")
     return sampler

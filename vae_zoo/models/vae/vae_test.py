@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vae_zoo.distributions import kl_to_standard_normal
+from vae_zoo.export import QUANTIZATIONS
 from vae_zoo.testing.harness import ZooModelChecks
 from vae_zoo.testing.harness import build_zoo_model
 
@@ -90,7 +91,9 @@ def test_kl_term_uses_tfp_and_matches_closed_form_on_model_outputs(mnist_images)
 
 class TestConvVAE(ZooModelChecks):
     model_name = "conv_vae"
+    tflite_modes = QUANTIZATIONS
 
 
 class TestDenseVAE(ZooModelChecks):
     model_name = "dense_vae"
+    tflite_modes = QUANTIZATIONS
