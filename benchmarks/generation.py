@@ -16,7 +16,8 @@ et al. 2022) finds the fitted Gaussian mixture improving on N(0, I) for most aut
 table checks that ordering per model against the seed-to-seed spread. Writes
 benchmarks/results/generation.{md,json,png} and, per dataset measured, generation_samples.png
 (mnist_sample) or generation_samples_<dataset>.png: a grid of samples per model and sampler,
-from seed 0. Rows not asked for keep their stored results.
+from seed 0, drawn when the seed-0 runs of every row of the dataset's table are at hand. Rows
+not asked for keep their stored results.
 """
 
 import argparse
@@ -223,12 +224,17 @@ def main():
                              "commands": shown_commands})
     if not rows:
         sys.exit("no finished runs to tabulate")
-    for dataset in dict.fromkeys(r["dataset"] for r in rows):
-        sample_grid(rows, dataset, args.out)
     rows = with_stored_rows(rows, args.out, "generation", key=lambda r: (r["dataset"], r["model"]),
                             order=[(d, m) for d in EPOCHS for m in all_models])
     write_results(args.out, "generation", table(rows, args), rows)
     plots.generation(rows, args.out)
+    for dataset in args.datasets:  # a grid short of some of its table's rows is not drawn
+        these = [r for r in rows if r["dataset"] == dataset]
+        gone = [r["model"] for r in these if not (ROOT / r["run_dirs"][0]).exists()]
+        if these and not gone:
+            sample_grid(these, dataset, args.out)
+        elif these:
+            print(f"{dataset}'s sample grid is kept: the runs of {', '.join(gone)} are not here")
 
 
 if __name__ == "__main__":

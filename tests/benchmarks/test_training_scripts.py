@@ -113,11 +113,11 @@ def test_generation_script(tmp_path):
               "--seeds", "0", "--quality-images", "100", "--samplers", "gmm", "maf",
               "--sampler-steps", "20", "--out", str(tmp_path), "--runs", str(tmp_path / "runs")]
     stored = json.loads((REPO / "benchmarks/results/generation.json").read_text())
-    (ae,) = [r for r in stored if (r["dataset"], r["model"]) == ("mnist_sample", "ae")]
+    (ae,) = [r for r in stored if (r["dataset"], r["model"]) == ("fashion_mnist", "ae")]
     (tmp_path / "generation.json").write_text(json.dumps([ae]))  # a row measured before
     log = run("generation.py", *common).stdout
     assert log.count("$ python -m vae_zoo.sample") == 2
-    kept, dense = json.loads((tmp_path / "generation.json").read_text())
+    dense, kept = json.loads((tmp_path / "generation.json").read_text())
     assert kept == ae  # rows not asked for keep their stored results, in the table's order
     assert dense["model"] == "dense_vae" and dense["quality_images"] == 100
     for column in ("prior", "gmm", "maf"):
