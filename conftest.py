@@ -29,23 +29,3 @@ def mnist_images():
     with np.load(EMBEDDED_MNIST) as data:
         x = data["x_train"][np.random.default_rng(0).permutation(5000)[:512]]
     return (x[..., None] / 255.0).astype("float32")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _freeze_what_earlier_modules_left():
-    yield
-    import gc
-
-    gc.freeze()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _freeze_what_earlier_modules_left():
-    """Moves every object alive after a test module out of the garbage collector's reach:
-    TensorFlow's traced graphs make a test process's heap grow to several GB, and each full
-    collection scanned all of it again (1 s each: 9% of the model tests' time, measured with
-    gc.callbacks; 3% after freezing)."""
-    yield
-    import gc
-
-    gc.freeze()
