@@ -107,7 +107,7 @@ def test_bad_data_files(tmp_path, make, message, capfd):
 def test_bad_config_values(tmp_path, args, message, capfd):
     run = tmp_path / "run"
     result = run_main(capfd, train_main, *TINY, "--dataset", "mnist_sample", "--run-dir", run,
-                                *args)  # capfd: what os.system would print is caught too
+                      *args)  # capfd: what os.system would print is caught too
     assert_one_line_error(result, message)
     assert "owned" not in result.stdout
     assert not run.exists()

@@ -141,7 +141,8 @@ def numpy_outputs(outputs):
     return {k: keras.ops.convert_to_numpy(v) for k, v in outputs.items()}
 
 
-# Runs in a fresh interpreter that never imports vae_zoo: what TF Serving or a user's client sees.
+# Runs in an interpreter that never imports vae_zoo (what TF Serving or a user's client sees),
+# one per test process, fed a SavedModel's paths a line at a time (`reload_without_vae_zoo`).
 RELOAD_LOOP = textwrap.dedent("""
     import json, sys, traceback
     import numpy as np
